@@ -1,0 +1,43 @@
+"""Thin sessions: each parses its arguments and calls ``toolkit``.
+
+Arguments after ``--`` go straight to the toolkit command, so
+``nox -s matrix -- --arch aarch64 --cuda 13.0`` filters the plan like the CLI does.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests"]
+
+# PyTorch (CPU build) is installed for one test: our -gencode renderer is compared
+# with torch.utils.cpp_extension's for the same TORCH_CUDA_ARCH_LIST.
+TEST_EXTRAS = (".[test]", "torch==2.13.0")
+
+
+def _toolkit(session: nox.Session, *args: str) -> None:
+    session.install(".")
+    session.run("toolkit", *args, *session.posargs)
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """Validate matrix.toml and print the plan as a table."""
+    _toolkit(session, "plan")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests (not the slow ones); pytest args after --."""
+    session.install(*TEST_EXTRAS)
+    session.run("pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the package, tests and noxfile."""
+    session.install("ruff")
+    session.run("ruff", "check", "toolkit", "tests", "noxfile.py")

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from toolkit import cli, matrix
+from toolkit.errors import ConfigError
+
+REPO_MATRIX = "matrix.toml"
+
+# (name, text to replace, replacement, text the error must contain). Each case is
+# a distinct mistake; every message must name the offending key.
+BAD = [
+    ("unknown cuda version", 'cuda = ["12.8", "13.0"]', 'cuda = ["12.8", "13.7"]',
+     "axes.cuda[1]: unknown CUDA version"),
+    ("sm_121 with CUDA 12.1", '[cuda."12.8"]\narchs = "80-real;90a-real;120"',
+     '[cuda."12.1"]\narchs = "80-real;121-real"',
+     'cuda."12.1".archs: sm_121 needs CUDA >= 12.9'),
+    ("sm_70 with CUDA 13", 'archs = "7.5 8.0 9.0a 12.0+PTX"', 'archs = "7.0 8.0"',
+     'cuda."13.0".archs: sm_70 was dropped after CUDA 12.9'),
+    ("unknown arch axis value", 'arch = ["x86_64", "aarch64"]', 'arch = ["x86_64", "arm64"]',
+     "axes.arch[1]: 'arm64' is not allowed"),
+    ("typo in a key", 'local-version = "cu130"', 'local-versoin = "cu130"',
+     'cuda."13.0".local-versoin: unknown key (did you mean "local-version"?)'),
+    ("typo in a top-level table", "[package.saxpy]", "[packages.saxpy]",
+     'packages: unknown key (did you mean "package"?)'),
+    ("exclude names an unknown value", 'cuda = "12.8"\nframework = "vllm"', 'cuda = "12.8"\nframework = "vlm"',
+     "exclude[0].framework: 'vlm' is not a value of axes.framework (did you mean \"vllm\"?)"),
+    ("include misses an axis", "[mirror]", '[[include]]\narch = "aarch64"\ncuda = "13.0"\nreason = "x"\n[mirror]',
+     "include[0]: an include must name every axis; missing: python, framework"),
+    ("expands to nothing", 'reason = "vLLM wheels target CUDA 13.0"',
+     'reason = "x"\n[[exclude]]\narch = "x86_64"\nreason = "a"\n[[exclude]]\narch = "aarch64"\nreason = "b"',
+     "axes: the matrix expands to nothing"),
+    ("newline in an image name", 'build-image = "debian:bookworm-slim"',
+     'build-image = "debian:bookworm-slim\\nRUN curl evil"', 'cuda."13.0".build-image:'),
+    ("$ in a mirror value", '= "127.0.0.1:5000/mirror/debian:bookworm-slim"',
+     '= "127.0.0.1:5000/mirror/$(id):x"', 'mirror."debian:bookworm-slim":'),
+    ("backtick in a smoke command", '"--selftest"]', '"`id`"]', "package.saxpy.smoke[3]:"),
+    ("quote in a requirement", 'requirements = ["vllm==0.32.0"]', 'requirements = ["vllm==0.32.0\\" && id"]',
+     "framework.vllm.requirements[0]: a requirement is a name"),
+    ("semicolon in a package path", 'path = "examples/saxpy"', 'path = "examples/saxpy;id"',
+     "package.saxpy.path:"),
+    ("python written as a float", 'python = ["3.10", "3.12"]', "python = [3.10, 3.12]",
+     "axes.python[0]: write Python versions as strings"),
+    ("unknown python", 'python = ["3.10", "3.12"]', 'python = ["3.10", "3.21"]',
+     "axes.python[1]: unknown Python version"),
+    ("framework without a table", 'framework = ["none", "vllm"]', 'framework = ["none", "vllm", "sglang"]',
+     "axes.framework[2]: 'sglang' has no [framework.sglang] table"),
+    ("pypi toolchain on CUDA 12", 'toolchain = "image"', 'toolchain = "pypi"\ntoolchain-requirements = ["x==1"]',
+     'cuda."12.8".toolchain: \'pypi\' needs CUDA >= 13.0'),
+    ("unknown toolchain", 'toolchain = "image"', 'toolchain = "conda"',
+     'cuda."12.8".toolchain: \'conda\' is not allowed'),
+    ("missing required key", 'version = "1.2.0"\n', "", "project.version: required key is missing"),
+    ("wheel names an unknown package", 'wheels = ["saxpy"]', 'wheels = ["saxpi"]',
+     "framework.none.wheels[0]: 'saxpi' is not a [package] table (did you mean \"saxpy\"?)"),
+    ("bool where an int belongs", "[package.saxpy]", "[package.saxpy]\nmax-size-mb = true",
+     "package.saxpy.max-size-mb: expected an integer"),
+    ("version with a local label", 'version = "1.2.0"', 'version = "1.2.0+cu130"', "project.version:"),
+    ("framework cuda unknown", 'arch = ["x86_64"]\n', 'arch = ["x86_64"]\ncuda = ["11.8"]\n',
+     "framework.vllm.cuda[0]: unknown CUDA version"),
+]
+
+
+def test_repo_matrix_is_valid(capsys, monkeypatch, request):
+    monkeypatch.chdir(request.config.rootpath)
+    assert cli.main(["validate"]) == 0
+    assert "matrix.toml: valid" in capsys.readouterr().out
+
+
+def test_repo_matrix_conforms_to_generated_schema(request):
+    import tomllib
+
+    raw = tomllib.loads((request.config.rootpath / REPO_MATRIX).read_text())
+    jsonschema.validate(raw, matrix.schema())
+
+
+def test_schema_rejects_what_the_loader_rejects(small_matrix):
+    import tomllib
+
+    raw = tomllib.loads(small_matrix.replace("local-version", "local-versoin"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(raw, matrix.schema())
+
+
+def test_small_matrix_is_valid(write_matrix):
+    m = matrix.load_matrix(write_matrix())
+    assert m.cuda["13.0"].local_version == "cu130"
+    assert m.image("debian:bookworm-slim").startswith("127.0.0.1:5000/mirror/")
+    assert m.image("nvidia/cuda:12.8.1-devel-ubuntu24.04") == "nvidia/cuda:12.8.1-devel-ubuntu24.04"
+
+
+@pytest.mark.parametrize("name, old, new, expected", BAD, ids=[case[0] for case in BAD])
+def test_bad_matrix_is_rejected_with_exit_2(name, old, new, expected, small_matrix, write_matrix, capsys):
+    assert old in small_matrix, "the case no longer applies to the small matrix"
+    path = write_matrix(small_matrix.replace(old, new, 1))
+    assert cli.main(["--matrix", str(path), "validate"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {expected}" in err
+    assert "valid (" not in err
+
+
+def test_every_problem_is_reported_at_once(small_matrix, write_matrix):
+    text = small_matrix.replace('"7.5 8.0', '"7.0 8.0').replace("local-version", "local-verison")
+    text = text.replace('"3.10", "3.12"', '3.10, "3.12"')
+    with pytest.raises(ConfigError) as exc:
+        matrix.load_matrix(write_matrix(text))
+    assert len(exc.value.problems) == 2
+
+
+def test_missing_file_and_bad_toml(tmp_path, capsys):
+    assert cli.main(["--matrix", str(tmp_path / "nope.toml"), "validate"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[axes\n")
+    assert cli.main(["--matrix", str(bad), "validate"]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_framework_support_becomes_exclusions(write_matrix):
+    m = matrix.load_matrix(write_matrix())
+    reasons = [r.reason for r in matrix.exclusions(m)]
+    assert "vllm supports arch x86_64 only" in reasons
+    assert not any(c.framework == "vllm" and c.arch == "aarch64" for c in matrix.cells(m))
+
+
+def test_include_adds_back_an_excluded_cell(small_matrix, write_matrix):
+    text = small_matrix + (
+        '[[include]]\narch = "x86_64"\npython = "3.12"\ncuda = "12.8"\nframework = "vllm"\nreason = "r"\n')
+    m = matrix.load_matrix(write_matrix(text))
+    assert matrix.Cell("x86_64", "3.12", "12.8", "vllm") in matrix.cells(m)
+
+
+def test_schema_command_prints_json(capsys):
+    assert cli.main(["schema"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "axes" in out["properties"] and out["additionalProperties"] is False

@@ -1,0 +1,109 @@
+"""The command line: argparse subcommands mapped onto stage functions.
+
+This is the only place that turns errors into exit codes. Settings are read in
+one documented order: built-in defaults < matrix.toml < environment < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .console import table
+from .errors import ToolkitError
+from .matrix import AXES, Matrix, load_matrix, schema
+from .plan import Plan, Selection, make_plan, to_json
+
+MATRIX_ENV = "TOOLKIT_MATRIX"
+
+
+def add_selection_args(parser: argparse.ArgumentParser) -> None:
+    """The plan filters every building stage shares; repeatable or comma-separated."""
+    group = parser.add_argument_group("selection (repeat a flag or give a comma list)")
+    for axis in AXES:
+        group.add_argument(f"--{axis}", action="append", default=[], metavar=axis.upper(),
+                           help=f"only these values of axes.{axis}")
+
+
+def selection_from(args: argparse.Namespace) -> Selection:
+    """Build a Selection from parsed filter flags."""
+    return Selection(**{axis: tuple(v for item in getattr(args, axis) for v in item.split(",") if v)
+                        for axis in AXES})
+
+
+def matrix_from(args: argparse.Namespace) -> Matrix:
+    """Load the matrix named by --matrix, else $TOOLKIT_MATRIX, else ./matrix.toml."""
+    return load_matrix(Path(args.matrix or os.environ.get(MATRIX_ENV) or "matrix.toml"))
+
+
+def plan_from(args: argparse.Namespace) -> Plan:
+    """Load the matrix and expand the selection the flags ask for."""
+    return make_plan(matrix_from(args), selection_from(args))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    plan = make_plan(matrix)
+    print(f"{matrix.source}: valid ({len(plan.wheels)} wheels, {len(plan.images)} images)")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan = plan_from(args)
+    if args.json:
+        json.dump(to_json(plan), sys.stdout, indent=2)
+        print()
+        return 0
+    rows = [(w.id, w.build.platform, w.python_tag, w.version, w.build.toolchain.value,
+             w.build.torch_arch_list, w.build.build_image) for w in plan.wheels]
+    rows += [(i.id, i.build.platform, "-", i.tag, i.build.toolchain.value,
+              i.build.torch_arch_list, i.build.build_image) for i in plan.images]
+    print(table(("artifact", "platform", "python", "version/tag", "toolchain", "gpu archs", "build image"),
+                rows))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    json.dump(schema(), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full CLI; stages register their subcommands here."""
+    parser = argparse.ArgumentParser(
+        prog="toolkit", description="Build, test and publish multi-arch CUDA wheels and images "
+        "from one matrix.toml.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--matrix", metavar="PATH",
+                        help=f"matrix file (default: ${MATRIX_ENV}, else ./matrix.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    command("validate", cmd_validate, "check matrix.toml and report every problem")
+    p = command("plan", cmd_plan, "expand the matrix into artifacts")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_selection_args(p)
+    command("schema", cmd_schema, "print the JSON Schema of matrix.toml")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ToolkitError as exc:
+        print(f"error: {exc}".replace("\n", "\nerror: "), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,342 @@
+"""``matrix.toml`` → a frozen, validated :class:`Matrix`; nothing after loading reads raw TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import itertools
+import sys
+import types
+from collections.abc import Mapping
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from . import cuda
+from .errors import ConfigError, allowed_list, suggest
+from .spec import Problems, json_schema, key_path, load, setting
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+AXES = ("arch", "python", "cuda", "framework")
+_REQUIREMENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._[],<>=!~*+-")
+
+
+class Arch(enum.Enum):
+    """A CPU architecture as Python's platform tags spell it."""
+
+    X86_64 = "x86_64"
+    AARCH64 = "aarch64"
+
+    @property
+    def docker(self) -> str:
+        """The architecture as Docker and BuildKit's TARGETARCH spell it."""
+        return {"x86_64": "amd64", "aarch64": "arm64"}[self.value]
+
+    @property
+    def platform(self) -> str:
+        """The OCI platform, e.g. ``linux/arm64``."""
+        return f"linux/{self.docker}"
+
+
+class Toolchain(enum.Enum):
+    """Where a CUDA line's compiler comes from."""
+
+    PYPI = "pypi"  # nvidia-cuda-nvcc & co. wheels (CUDA ≥ 13.0 has nvcc on PyPI)
+    IMAGE = "image"  # a CUDA devel base image (CUDA 12.x ships only ptxas on PyPI)
+
+
+def _python_version(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("write Python versions as strings, e.g. \"3.10\" (TOML reads 3.10 as 3.1)")
+    if value not in PYTHONS:
+        raise ValueError(f"unknown Python version{suggest(value, PYTHONS)}; allowed: {', '.join(PYTHONS)}")
+    return value
+
+
+def _cuda_version(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("write CUDA versions as strings, e.g. \"13.0\"")
+    if value not in cuda.CUDA_SASS:
+        raise ValueError(f"unknown CUDA version{suggest(value, cuda.CUDA_SASS)}; "
+                         f"allowed: {', '.join(cuda.CUDA_SASS)}")
+    return value
+
+
+def _requirement(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    if not value or not set(value) <= _REQUIREMENT_CHARS:
+        raise ValueError("a requirement is a name with extras and version specifiers only, "
+                         "no spaces, markers, URLs or quotes (e.g. vllm==0.32.0)")
+    try:
+        Requirement(value)
+    except InvalidRequirement as exc:
+        raise ValueError(f"not a valid requirement: {exc}") from None
+    return value
+
+
+def _version(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    try:
+        if str(Version(value)) != value or Version(value).local:
+            raise ValueError("write the version in its normalized PEP 440 form without a local label"
+                             f" ({Version(value).public!s})")
+    except InvalidVersion:
+        raise ValueError("not a PEP 440 version") from None
+    return value
+
+
+_ARCHS = {"type": "string", "description": "e.g. \"7.5 8.0 9.0a 12.0+PTX\" or \"75-real;90a-real;120\""}
+_REQ = {"type": "string", "description": "a pip requirement such as vllm==0.32.0"}
+_CUDA_VERSIONS = {"enum": list(cuda.CUDA_SASS)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Project:
+    """[project]: what is released."""
+
+    name: str = setting("name", "Release name; image repositories and docs use it")
+    version: str = setting("version", "Release version (PEP 440, no local label)", parse=_version,
+                           schema={"type": "string"})
+    source: str = setting("source", "Source repository URL (OCI label org.opencontainers.image.source)",
+                          default="")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Axes:
+    """[axes]: the values the release matrix spans."""
+
+    arch: tuple[Arch, ...] = setting("arch", "CPU architectures")
+    python: tuple[str, ...] = setting("python", "CPython versions, as strings",
+                                      parse=_python_version, schema={"enum": list(PYTHONS)})
+    cuda: tuple[str, ...] = setting("cuda", "CUDA versions, each with a [cuda.\"X.Y\"] table",
+                                    parse=_cuda_version, schema=_CUDA_VERSIONS)
+    framework: tuple[str, ...] = setting("framework", "Image variants, each with a [framework.NAME] table")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Rule:
+    """[[exclude]] / [[include]]: a combination of axis values, and why."""
+
+    arch: str = setting("arch", "CPU architecture", default="")
+    python: str = setting("python", "Python version", default="")
+    cuda: str = setting("cuda", "CUDA version", default="")
+    framework: str = setting("framework", "framework", default="")
+    reason: str = setting("reason", "Why; printed in the support matrix", text=True)
+
+    def values(self) -> dict[str, str]:
+        """The axis values this rule names."""
+        return {axis: getattr(self, axis) for axis in AXES if getattr(self, axis)}
+
+    def matches(self, cell: Mapping[str, str]) -> bool:
+        """True when every axis the rule names has the cell's value."""
+        return all(cell[axis] == value for axis, value in self.values().items())
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CudaLine:
+    """[cuda."X.Y"]: how one CUDA line is built."""
+
+    archs: tuple[cuda.GpuTarget, ...] = setting("archs", "GPU architectures to build, PyTorch or CMake notation",
+                                                parse=cuda.parse_arch_list, schema=_ARCHS, whole=True)
+    toolchain: Toolchain = setting("toolchain", "pypi: nvcc from PyPI wheels (CUDA >= 13); image: a CUDA base image")
+    toolchain_requirements: tuple[str, ...] = setting(
+        "toolchain-requirements", "With toolchain = pypi: the CUDA wheels, pinned to one minor",
+        default=(), parse=_requirement, schema=_REQ)
+    local_version: str = setting("local-version", "PEP 440 local label for wheels, e.g. cu130", default="")
+    build_image: str = setting("build-image", "Public name of the image builds start from")
+    runtime_image: str = setting("runtime-image", "Public name of the slim runtime image")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Framework:
+    """[framework.NAME]: an image variant."""
+
+    requirements: tuple[str, ...] = setting("requirements", "pip requirements installed into the image",
+                                            default=(), parse=_requirement, schema=_REQ)
+    wheels: tuple[str, ...] = setting("wheels", "This matrix's packages installed into the image", default=())
+    module: str = setting("module", "Module the smoke test imports and whose version it checks", default="")
+    arch: tuple[Arch, ...] = setting("arch", "Supported CPU architectures (empty: all)", default=())
+    cuda: tuple[str, ...] = setting("cuda", "Supported CUDA versions (empty: all)", default=(),
+                                    parse=_cuda_version, schema=_CUDA_VERSIONS)
+    smoke: tuple[str, ...] = setting("smoke", "Smoke command, as an argv list (no shell)", default=(), text=True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Package:
+    """[package.NAME]: a Python package whose wheels are built."""
+
+    path: str = setting("path", "Source directory, relative to matrix.toml")
+    abi3: bool = setting("abi3", "Built against the stable ABI: one wheel serves every Python", default=True)
+    smoke: tuple[str, ...] = setting("smoke", "Smoke command, as an argv list (no shell)", default=(), text=True)
+    max_size_mb: int = setting("max-size-mb", "Largest wheel allowed, in MB (PyPI's default limit)",
+                               default=100)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Publish:
+    """[publish]: where releases go."""
+
+    index_url: str = setting("index-url", "Package index upload URL", default="http://127.0.0.1:8081/")
+    image_repository: str = setting("image-repository", "Image repository (registry/namespace)",
+                                    default="127.0.0.1:5000/gpu-toolkit")
+
+
+_EMPTY: Mapping = types.MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Matrix:
+    """matrix.toml: the release matrix and everything needed to build it."""
+
+    project: Project = setting("project", "What is released")
+    axes: Axes = setting("axes", "The values the matrix spans")
+    cuda: Mapping[str, CudaLine] = setting("cuda", "One table per CUDA version")
+    framework: Mapping[str, Framework] = setting("framework", "One table per image variant")
+    package: Mapping[str, Package] = setting("package", "Packages whose wheels are built", default=_EMPTY)
+    exclude: tuple[Rule, ...] = setting("exclude", "Combinations left out", default=())
+    include: tuple[Rule, ...] = setting("include", "Combinations added (all four axes named)", default=())
+    mirror: Mapping[str, str] = setting("mirror", "Public image name -> the name to pull instead",
+                                        default=_EMPTY)
+    bootstrap: Mapping[str, str] = setting(
+        "bootstrap", "Public image name -> Debian suite to debootstrap it from when unreachable",
+        default=_EMPTY)
+    publish: Publish = setting("publish", "Publish targets", default=Publish())
+    source: Path = Path("matrix.toml")
+
+    def image(self, public: str) -> str:
+        """The name to pull for a public image name, after the mirror map."""
+        return self.mirror.get(public, public)
+
+
+def schema() -> dict:
+    """The JSON Schema of matrix.toml, generated from the model."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "toolkit matrix.toml", **json_schema(Matrix)}
+
+
+def load_matrix(path: Path) -> Matrix:
+    """Read, convert and validate ``path``; raise ConfigError listing every problem."""
+    problems = Problems(str(path))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file (pass --matrix PATH or set TOOLKIT_MATRIX)"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    matrix = load(Matrix, raw, "", problems)
+    if matrix is not None:
+        _check(matrix, problems)
+    if not problems.items and not cells(matrix):
+        problems.add("axes", "the matrix expands to nothing: every combination is excluded")
+    if problems.items:
+        raise ConfigError(problems.items)
+    return dataclasses.replace(matrix, source=path)
+
+
+def _check(m: Matrix, problems: Problems) -> None:
+    """Cross-table checks: everything that one table alone cannot know."""
+    _check_names(m.axes.cuda, m.cuda, "axes.cuda", "cuda", problems)
+    _check_names(m.axes.framework, m.framework, "axes.framework", "framework", problems)
+    for version, line in m.cuda.items():
+        _check_cuda_line(version, line, problems)
+    for name, fw in m.framework.items():
+        where = key_path("framework", name)
+        for i, wheel in enumerate(fw.wheels):
+            if wheel not in m.package:
+                problems.add(f"{where}.wheels[{i}]", f"{wheel!r} is not a [package] table"
+                             + suggest(wheel, m.package) + f"; allowed: {allowed_list(m.package)}")
+    for kind, rules in (("exclude", m.exclude), ("include", m.include)):
+        for i, rule in enumerate(rules):
+            _check_rule(m, f"{kind}[{i}]", rule, complete=kind == "include", problems=problems)
+
+
+def _check_names(values, tables: Mapping, axis: str, table: str, problems: Problems) -> None:
+    for i, value in enumerate(values):
+        if value not in tables:
+            problems.add(f"{axis}[{i}]", f"{value!r} has no [{key_path(table, value)}] table"
+                         + suggest(value, tables) + f"; defined: {allowed_list(tables)}")
+
+
+def _check_cuda_line(version: str, line: CudaLine, problems: Problems) -> None:
+    where = key_path("cuda", version)
+    if version not in cuda.CUDA_SASS:
+        problems.add(where, "unknown CUDA version" + suggest(version, cuda.CUDA_SASS)
+                     + f"; allowed: {', '.join(cuda.CUDA_SASS)}")
+        return
+    for sm in cuda.unsupported(version, line.archs):
+        problems.add(f"{where}.archs", _why_unsupported(version, sm[3:]))
+    if line.toolchain is Toolchain.PYPI and Version(version) < Version("13.0"):
+        problems.add(f"{where}.toolchain", f"'pypi' needs CUDA >= 13.0 (CUDA {version} wheels ship no nvcc);"
+                     " allowed here: image")
+    if line.toolchain is Toolchain.PYPI and not line.toolchain_requirements:
+        problems.add(f"{where}.toolchain-requirements", "toolchain = 'pypi' needs the CUDA wheels to install")
+
+
+def _why_unsupported(version: str, sm: str) -> str:
+    builders = [v for v in cuda.CUDA_SASS if sm in cuda.CUDA_SASS[v]]
+    if not builders:
+        return f"sm_{sm} is not a GPU architecture any known CUDA builds"
+    newer = [v for v in builders if Version(v) > Version(version)]
+    if newer:
+        return f"sm_{sm} needs CUDA >= {newer[0]}; CUDA {version} cannot build it"
+    return f"sm_{sm} was dropped after CUDA {builders[-1]}; CUDA {version} cannot build it"
+
+
+def _check_rule(m: Matrix, where: str, rule: Rule, *, complete: bool, problems: Problems) -> None:
+    named = rule.values()
+    if not named:
+        problems.add(where, f"names no axis; use some of: {', '.join(AXES)}")
+    if complete and len(named) < len(AXES):
+        missing = [a for a in AXES if a not in named]
+        problems.add(where, f"an include must name every axis; missing: {', '.join(missing)}")
+    allowed = axis_values(m)
+    for axis, value in named.items():
+        if value not in allowed[axis]:
+            problems.add(f"{where}.{axis}", f"{value!r} is not a value of axes.{axis}"
+                         + suggest(value, allowed[axis]) + f"; allowed: {', '.join(allowed[axis])}")
+
+
+def axis_values(m: Matrix) -> dict[str, tuple[str, ...]]:
+    """Each axis's values as strings, in matrix order."""
+    return {"arch": tuple(a.value for a in m.axes.arch), "python": m.axes.python,
+            "cuda": m.axes.cuda, "framework": m.axes.framework}
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Cell:
+    """One combination of axis values."""
+
+    arch: str
+    python: str
+    cuda: str
+    framework: str
+
+
+def exclusions(m: Matrix) -> tuple[Rule, ...]:
+    """The exclude rules plus those implied by each framework's supported archs and CUDA."""
+    implied = []
+    for name in m.axes.framework:
+        fw = m.framework[name]
+        for axis, supported in (("arch", [a.value for a in fw.arch]), ("cuda", fw.cuda)):
+            for value in axis_values(m)[axis]:
+                if supported and value not in supported:
+                    implied.append(Rule(framework=name, **{axis: value},
+                                        reason=f"{name} supports {axis} {', '.join(supported)} only"))
+    return m.exclude + tuple(implied)
+
+
+def cells(m: Matrix) -> tuple[Cell, ...]:
+    """Expand the axes, drop excluded cells, add included ones (as GitHub Actions does)."""
+    rules = exclusions(m)
+    kept = [cell for cell in itertools.starmap(Cell, itertools.product(*axis_values(m).values()))
+            if not any(rule.matches(dataclasses.asdict(cell)) for rule in rules)]
+    kept += [Cell(**rule.values()) for rule in m.include]
+    return tuple(dict.fromkeys(kept))

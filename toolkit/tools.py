@@ -1,0 +1,59 @@
+"""The one door to the outside: every external command goes through :func:`run`.
+
+It echoes the command with secrets masked, checks the tool exists, and raises
+a typed error instead of returning a failed status.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .errors import CommandError
+
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Never print ``value``: commands and captured output show *** instead."""
+    if value:
+        _SECRETS.add(value)
+
+
+def mask(text: str) -> str:
+    """Replace every registered secret in ``text`` with ***."""
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    return text
+
+
+def which(tool: str) -> str | None:
+    """Full path of ``tool`` on PATH, or None."""
+    return shutil.which(tool)
+
+
+def run(argv: Sequence[str | Path], *, capture: bool = False, check: bool = True, quiet: bool = False,
+        env: Mapping[str, str] | None = None, cwd: Path | None = None, input: str | None = None,
+        timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (never through a shell); raise CommandError when it fails and ``check``."""
+    args = [str(a) for a in argv]
+    if which(args[0]) is None and not Path(args[0]).exists():
+        raise CommandError(f"{args[0]}: command not found (needed for: {mask(shlex.join(args))})")
+    if not quiet:
+        print(f"+ {mask(shlex.join(args))}", file=sys.stderr, flush=True)
+    full_env = {**os.environ, **env} if env is not None else None
+    try:
+        proc = subprocess.run(args, capture_output=capture, text=True, env=full_env, cwd=cwd,
+                              input=input, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise CommandError(f"{mask(shlex.join(args))}: no answer after {timeout} s") from None
+    if check and proc.returncode != 0:
+        detail = mask((proc.stderr or proc.stdout or "").strip()[-2000:]) if capture else ""
+        raise CommandError(f"{mask(shlex.join(args))} exited with {proc.returncode}"
+                           + (f":\n{detail}" if detail else ""))
+    return proc
