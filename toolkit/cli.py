@@ -7,20 +7,17 @@ one documented order: built-in defaults < matrix.toml < environment < flags.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, doctor, engine, settings
 from .console import table
-from .errors import ToolkitError
+from .errors import ConfigError, EngineError, ToolkitError
 from .matrix import AXES, Matrix, load_matrix, schema
 from .plan import Plan, Selection, make_plan, to_json
-
-MATRIX_ENV = "TOOLKIT_MATRIX"
-
 
 def add_selection_args(parser: argparse.ArgumentParser) -> None:
     """The plan filters every building stage shares; repeatable or comma-separated."""
@@ -38,7 +35,7 @@ def selection_from(args: argparse.Namespace) -> Selection:
 
 def matrix_from(args: argparse.Namespace) -> Matrix:
     """Load the matrix named by --matrix, else $TOOLKIT_MATRIX, else ./matrix.toml."""
-    return load_matrix(Path(args.matrix or os.environ.get(MATRIX_ENV) or "matrix.toml"))
+    return load_matrix(settings.matrix_path(args.matrix))
 
 
 def plan_from(args: argparse.Namespace) -> Plan:
@@ -74,6 +71,48 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_statuses(statuses: list, as_json: bool) -> None:
+    if as_json:
+        json.dump([dataclasses.asdict(s) for s in statuses], sys.stdout, indent=2)
+        print()
+        return
+    print(table(("component", "state", "version", "address", "started by", "detail"),
+                [(s.name, "up" if s.up else "DOWN", s.version, s.address, s.started_by, s.detail)
+                 for s in statuses]))
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    state = settings.state_dir()
+    if args.action == "down":
+        stopped = engine.down(state)
+        print(f"stopped: {', '.join(stopped)}" if stopped else "nothing of the toolkit's was running")
+        return 0
+    matrix = matrix_from(args)
+    plan = make_plan(matrix, selection_from(args))
+    statuses = (engine.up if args.action == "up" else engine.status)(matrix, plan, state)
+    _print_statuses(statuses, args.json)
+    down = [s.name for s in statuses if not s.up]
+    if down:
+        print(f"not available: {', '.join(down)}", file=sys.stderr)
+        if args.action == "status" or args.strict:
+            raise EngineError(f"{len(down)} component(s) not available: {', '.join(down)}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    report = doctor.examine(settings.matrix_path(args.matrix), selection_from(args), settings.state_dir())
+    md, js = doctor.write(report, Path(args.output))
+    if args.json:
+        print(js.read_text(), end="")
+    else:
+        print(doctor.summary(report))
+        print(f"\nverdict: {'PASS' if report.ok else 'FAIL'}  (report: {md}, {js})")
+    if report.ok:
+        return 0
+    return ConfigError.exit_code if any(c.name == "matrix" and c.result == doctor.FAIL
+                                        for c in report.checks) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full CLI; stages register their subcommands here."""
     parser = argparse.ArgumentParser(
@@ -81,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "from one matrix.toml.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--matrix", metavar="PATH",
-                        help=f"matrix file (default: ${MATRIX_ENV}, else ./matrix.toml)")
+                        help=f"matrix file (default: ${settings.MATRIX_ENV}, else ./matrix.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
@@ -94,6 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     add_selection_args(p)
     command("schema", cmd_schema, "print the JSON Schema of matrix.toml")
+    p = command("engine", cmd_engine, "bring the local build engine up, report it, or stop it")
+    p.add_argument("action", choices=("up", "status", "down"),
+                   help="up: start/install what is missing (idempotent); status: report; "
+                   "down: stop what the toolkit started")
+    p.add_argument("--json", action="store_true", help="print component statuses as JSON")
+    p.add_argument("--strict", action="store_true",
+                   help="fail when a base image of the selection cannot be made available")
+    add_selection_args(p)
+    p = command("doctor", cmd_doctor, "write a compatibility verification report (Markdown and JSON)")
+    p.add_argument("--output", default="build/doctor", metavar="DIR", help="report directory (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")
+    add_selection_args(p)
     return parser
 
 

@@ -37,19 +37,37 @@ def which(tool: str) -> str | None:
     return shutil.which(tool)
 
 
+def _require(args: list[str]) -> None:
+    if which(args[0]) is None and not Path(args[0]).exists():
+        raise CommandError(f"{args[0]}: command not found (needed for: {mask(shlex.join(args))})")
+
+
+def spawn(argv: Sequence[str | Path], log: Path, *, env: Mapping[str, str] | None = None) -> int:
+    """Start a long-running service in its own session, output to ``log``; return its pid."""
+    args = [str(a) for a in argv]
+    _require(args)
+    print(f"+ {mask(shlex.join(args))} &> {log}", file=sys.stderr, flush=True)
+    full_env = {**os.environ, **env} if env is not None else None
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=full_env)
+    return proc.pid
+
+
 def run(argv: Sequence[str | Path], *, capture: bool = False, check: bool = True, quiet: bool = False,
         env: Mapping[str, str] | None = None, cwd: Path | None = None, input: str | None = None,
         timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (never through a shell); raise CommandError when it fails and ``check``."""
     args = [str(a) for a in argv]
-    if which(args[0]) is None and not Path(args[0]).exists():
-        raise CommandError(f"{args[0]}: command not found (needed for: {mask(shlex.join(args))})")
+    _require(args)
     if not quiet:
         print(f"+ {mask(shlex.join(args))}", file=sys.stderr, flush=True)
     full_env = {**os.environ, **env} if env is not None else None
     try:
-        proc = subprocess.run(args, capture_output=capture, text=True, env=full_env, cwd=cwd,
-                              input=input, timeout=timeout, check=False)
+        # Uncaptured output goes to stderr so that stdout stays clean for --json.
+        proc = subprocess.run(args, stdout=subprocess.PIPE if capture else 2,
+                              stderr=subprocess.PIPE if capture else None, text=True, env=full_env,
+                              cwd=cwd, input=input, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise CommandError(f"{mask(shlex.join(args))}: no answer after {timeout} s") from None
     if check and proc.returncode != 0:

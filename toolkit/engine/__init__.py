@@ -1,0 +1,67 @@
+"""The local build engine: Docker, buildx, emulation, registry, index and base images.
+
+``up`` brings up, in order and only where missing, everything the plan needs;
+``status`` reports without changing anything; ``down`` stops only what the
+toolkit itself started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..matrix import Matrix
+from ..plan import Plan
+from . import baseimages, credentials, daemon, docker, host, services
+from .host import Status
+
+# Stopped in this order: dependents first.
+SERVICES = (("index", "index"), ("registry", "registry"), ("dockerd", ""))
+
+
+def _addresses(m: Matrix) -> tuple[str, str]:
+    return (services.registry_address(m.publish.image_repository), services.index_address(m.publish.index_url))
+
+
+def up(m: Matrix, plan: Plan, state: Path) -> list[Status]:
+    """Bring up every component the plan needs; return their statuses."""
+    registry, index = _addresses(m)
+    archs = sorted({a.build.arch for a in plan.artifacts}, key=lambda a: a.value)
+    found = [daemon.ensure_dockerd(state), daemon.ensure_buildx(state), daemon.ensure_binfmt(archs)]
+    registry_cred = credentials.load(state, "registry")
+    found.append(services.ensure_registry(state, registry, registry_cred))
+    found.append(services.ensure_index(state, index, credentials.load(state, "index")))
+    images = baseimages.needed(m, plan)
+    found += [baseimages.ensure(state, image) for image in images]
+    found[2] = _verify_emulation(found[2], images, registry_cred)
+    return found
+
+
+def _verify_emulation(emulation: Status, images: list[baseimages.BaseImage],
+                      cred: credentials.Credential) -> Status:
+    """Run ``uname -m`` in a container of each emulated platform that a base image offers."""
+    seen = []
+    for arch in {a for image in images for a in image.archs if a is not daemon.host_arch()}:
+        image = next((i for i in images if arch in i.archs and baseimages.status(i).up), None)
+        if image is None:
+            continue
+        docker.pull(image.resolved, platform=arch.platform, cred=cred)
+        machine = docker.run(image.resolved, ["uname", "-m"], platform=arch.platform).strip()
+        seen.append(f"{arch.platform} runs ({machine})")
+    return dataclasses.replace(emulation, detail="; ".join(seen) or emulation.detail)
+
+
+def status(m: Matrix, plan: Plan, state: Path) -> list[Status]:
+    """Report every component without starting or installing anything."""
+    registry, index = _addresses(m)
+    found = [daemon.dockerd_status(state), daemon.buildx_status(), daemon.binfmt_status(),
+             services.registry_status(state, registry), services.index_status(state, index)]
+    images = baseimages.needed(m, plan)
+    if found[0].up:
+        return found + [baseimages.status(image) for image in images]
+    return found + [Status(name=f"image {i.public}", up=False, detail="docker is down") for i in images]
+
+
+def down(state: Path) -> list[str]:
+    """Stop the services the toolkit started, by pid; return their names."""
+    return [name for name, sub in SERVICES if host.stop_service(name, state / sub if sub else state)]

@@ -1,0 +1,125 @@
+"""Engine component 6: every base image the plan names, on every platform it needs.
+
+An image is taken from its mirror name when the mirror has it, copied there from
+its public name when that is reachable, and otherwise made from Debian with
+``debootstrap`` (per platform, pushed, joined into one multi-arch tag) when the
+matrix gives a ``[bootstrap]`` suite for it. The rootfs tarballs are cached by
+recipe, so a second ``engine up`` builds nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from .. import tools
+from ..console import step
+from ..matrix import Arch, Matrix
+from ..plan import ImageArtifact, Plan
+from . import docker
+from .host import Status, apt_install
+
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+_PUBLIC_TIMEOUT = 30  # seconds to decide that a public registry is out of reach
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BaseImage:
+    """A public image name, the name pulled instead, and the platforms the plan needs."""
+
+    public: str
+    resolved: str
+    archs: tuple[Arch, ...]
+    suite: str | None
+
+    @property
+    def platforms(self) -> set[str]:
+        """The OCI platforms needed."""
+        return {a.platform for a in self.archs}
+
+
+def needed(m: Matrix, plan: Plan) -> list[BaseImage]:
+    """The base images of every planned artifact, each with the archs that use it."""
+    archs: dict[str, set[Arch]] = {}
+    for artifact in plan.artifacts:
+        names = [artifact.build.build_image_public]
+        if isinstance(artifact, ImageArtifact):
+            names.append(artifact.runtime_image_public)
+        for name in names:
+            archs.setdefault(name, set()).add(artifact.build.arch)
+    return [BaseImage(public=name, resolved=m.image(name), suite=m.bootstrap.get(name),
+                      archs=tuple(sorted(found, key=lambda a: a.value))) for name, found in archs.items()]
+
+
+def status(image: BaseImage) -> Status:
+    """Up when the resolved name has every needed platform."""
+    have = set(docker.platforms_of(image.resolved) or ())
+    missing = sorted(image.platforms - have)
+    return Status(name=f"image {image.public}", up=not missing, address=image.resolved,
+                  started_by="toolkit" if image.resolved != image.public and not missing else "",
+                  detail=f"missing {', '.join(missing)}" if missing else ", ".join(sorted(have)))
+
+
+def ensure(state: Path, image: BaseImage) -> Status:
+    """Make ``image`` available under its resolved name, or say why it cannot be."""
+    current = status(image)
+    if current.up:
+        return current
+    if image.resolved != image.public:
+        public = set(docker.platforms_of(image.public, timeout=_PUBLIC_TIMEOUT) or ())
+        if image.platforms <= public:
+            step(f"copying {image.public} to {image.resolved}")
+            docker.buildx("imagetools", "create", "--tag", image.resolved, image.public)
+            return status(image)
+        if image.suite:
+            _bootstrap(state, image)
+            return status(image)
+    return dataclasses.replace(current, detail=(
+        f"{current.detail}: {image.public} is not reachable"
+        + ("" if image.resolved != image.public else " and [mirror] names no copy")
+        + ("" if image.suite else ", and [bootstrap] has no recipe for it")))
+
+
+def _bootstrap(state: Path, image: BaseImage) -> None:
+    tags = []
+    for arch in image.archs:
+        rootfs = _rootfs(state / "rootfs", image.suite, arch)
+        context = state / "baseimages" / f"{image.suite}-{arch.docker}"
+        context.mkdir(parents=True, exist_ok=True)
+        (context / "rootfs.tar").unlink(missing_ok=True)
+        os.link(rootfs, context / "rootfs.tar")
+        (context / "Dockerfile").write_text('FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n')
+        tag = f"{image.resolved}-{arch.docker}"
+        step(f"building {tag} from the {image.suite} rootfs")
+        docker.dockerfile_build(context, tag=tag, platform=arch.platform, push=True)
+        tags.append(tag)
+    docker.buildx("imagetools", "create", "--tag", image.resolved, *tags)
+
+
+def _rootfs(cache: Path, suite: str, arch: Arch) -> Path:
+    """A minbase rootfs tarball of ``suite`` for ``arch``, built once per recipe."""
+    recipe = f"debootstrap --variant=minbase --arch={arch.docker} {suite} {DEBIAN_MIRROR}"
+    tarball = cache / f"{suite}-{arch.docker}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}.tar"
+    if tarball.exists():
+        return tarball
+    if tools.which("debootstrap") is None:
+        apt_install(["debootstrap"], "building base images")
+    root = cache / f"{tarball.stem}.d"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    step(f"debootstrap {suite} for {arch.docker} (a minute or two; {arch.value} runs under QEMU "
+         "when it is not the host's)")
+    tools.run(["debootstrap", "--variant=minbase", f"--arch={arch.docker}", suite, root, DEBIAN_MIRROR],
+              capture=True)
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for path in (root / junk).glob("*"):
+            if path.is_file():
+                path.unlink()
+    partial = tarball.with_suffix(".partial")
+    tools.run(["tar", "--numeric-owner", "-C", root, "-cf", partial, "."])
+    partial.rename(tarball)
+    shutil.rmtree(root)
+    return tarball

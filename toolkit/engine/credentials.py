@@ -1,0 +1,62 @@
+"""Credentials for the engine's registry and index.
+
+Taken from the environment when set, otherwise generated once into a 0600 file
+in the state directory. Every value is registered with :mod:`toolkit.tools` so
+that it is masked in anything the toolkit prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+from pathlib import Path
+
+from .. import settings, tools
+
+
+@dataclasses.dataclass(frozen=True)
+class Credential:
+    """A user name and password for one service."""
+
+    username: str
+    password: str = dataclasses.field(repr=False)
+
+
+def _file(state: Path) -> Path:
+    return state / "credentials.json"
+
+
+def load(state: Path, service: str) -> Credential:
+    """The credential for ``service`` ("registry" or "index"), creating it at first use."""
+    envs = {"registry": (settings.REGISTRY_USER_ENV, settings.REGISTRY_PASSWORD_ENV),
+            "index": (settings.INDEX_USER_ENV, settings.INDEX_PASSWORD_ENV)}[service]
+    from_env = settings.env_credentials(*envs)
+    if from_env:
+        cred = Credential(*from_env)
+    else:
+        stored = _read(state)
+        if service not in stored:
+            stored[service] = {"username": "toolkit", "password": secrets.token_urlsafe(24)}
+            _write(state, stored)
+        cred = Credential(stored[service]["username"], stored[service]["password"])
+    tools.register_secret(cred.password)
+    return cred
+
+
+def _read(state: Path) -> dict:
+    try:
+        return json.loads(_file(state).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _write(state: Path, data: dict) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    path = _file(state)
+    # Create with 0600 from the start: never a moment where others can read it.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out)
+    os.chmod(path, 0o600)

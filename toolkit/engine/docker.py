@@ -1,0 +1,121 @@
+"""The one adapter to the container engine.
+
+The docker SDK covers ping, run, inspect, pull and push; builds go through the
+``docker buildx`` CLI because the SDK only drives the legacy builder (no
+``RUN --mount``, no other platforms).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import docker
+import docker.errors
+from packaging.version import Version
+
+from .. import tools
+from ..errors import CommandError, EngineError
+from .credentials import Credential
+
+MIN_BUILDX = Version("0.13")
+
+
+@functools.cache
+def client() -> docker.DockerClient:
+    """A docker SDK client for DOCKER_HOST or the local socket."""
+    try:
+        return docker.from_env(timeout=600)
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"cannot reach the Docker engine: {exc}") from None
+
+
+def ping() -> bool:
+    """True when a Docker engine answers."""
+    try:
+        return docker.from_env(timeout=5).ping()
+    except (docker.errors.DockerException, OSError):
+        return False
+
+
+def engine_version() -> str:
+    """The engine's version, e.g. ``20.10.24+dfsg1``."""
+    return client().version()["Version"]
+
+
+def buildx(*args: str, capture: bool = False, check: bool = True,
+           timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``docker buildx ARGS``."""
+    return tools.run(["docker", "buildx", *args], capture=capture, check=check, timeout=timeout)
+
+
+def buildx_version() -> Version | None:
+    """The installed buildx version, or None when the plugin is missing."""
+    if tools.which("docker") is None:
+        return None
+    proc = tools.run(["docker", "buildx", "version"], capture=True, check=False, quiet=True)
+    match = re.search(r"\bv?(\d+\.\d+\.\d+)", proc.stdout) if proc.returncode == 0 else None
+    return Version(match.group(1)) if match else None
+
+
+def platforms_of(ref: str, timeout: float = 60) -> list[str] | None:
+    """The platforms a registry holds for ``ref`` (``linux/amd64`` …), or None when absent."""
+    try:
+        proc = tools.run(["docker", "buildx", "imagetools", "inspect", "--raw", ref],
+                         capture=True, check=False, quiet=True, timeout=timeout)
+    except CommandError:  # no answer in time: as good as absent
+        return None
+    if proc.returncode != 0:
+        return None
+    manifest = json.loads(proc.stdout)
+    if "manifests" not in manifest:  # a single-platform image: ask for its config
+        return [_single_platform(ref, timeout)]
+    return [f"{m['platform']['os']}/{m['platform']['architecture']}"
+            for m in manifest["manifests"] if m.get("platform", {}).get("os") != "unknown"]
+
+
+def _single_platform(ref: str, timeout: float) -> str:
+    proc = tools.run(["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Image}}", ref],
+                     capture=True, quiet=True, timeout=timeout)
+    image = json.loads(proc.stdout)
+    return f"{image['os']}/{image['architecture']}"
+
+
+def login(registry: str, cred: Credential) -> None:
+    """``docker login`` so that buildx and the engine can pull and push; password via stdin."""
+    tools.run(["docker", "login", "--username", cred.username, "--password-stdin", registry],
+              input=cred.password, capture=True)
+
+
+def run(image: str, argv: list[str], *, platform: str | None = None, **kwargs) -> str:
+    """Run a throw-away container and return its output; raise on a non-zero exit."""
+    try:
+        out = client().containers.run(image, argv, platform=platform, remove=True, stdout=True,
+                                      stderr=True, **kwargs)
+    except docker.errors.ContainerError as exc:
+        raise CommandError(f"{' '.join(argv)} in {image} ({platform}) exited with "
+                           f"{exc.exit_status}: {exc.stderr.decode(errors='replace')[-2000:]}") from None
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"cannot run {image} ({platform}): {exc}") from None
+    return out.decode(errors="replace")
+
+
+def dockerfile_build(context: Path, *, tag: str, platform: str, push: bool,
+                     dockerfile: Path | None = None) -> None:
+    """``docker buildx build`` one platform of a context, loading or pushing the result."""
+    args = ["build", "--platform", platform, "--tag", tag, "--push" if push else "--load"]
+    if dockerfile is not None:
+        args += ["--file", str(dockerfile)]
+    buildx(*args, str(context))
+
+
+def pull(ref: str, *, platform: str, cred: Credential | None = None) -> None:
+    """Pull one platform of ``ref`` (with registry credentials when given)."""
+    auth = {"username": cred.username, "password": cred.password} if cred else None
+    try:
+        client().images.pull(ref, platform=platform, auth_config=auth)
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"cannot pull {ref} ({platform}): {exc}") from None

@@ -1,0 +1,129 @@
+"""Engine components 4-5: a local OCI registry and a local Python package index.
+
+Both listen on loopback only and ask for a password to push/upload; the index
+serves installs anonymously.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .. import tools
+from ..console import step
+from ..errors import EngineError
+from . import docker
+from .credentials import Credential
+from .host import Status, apt_install, port_open, start_service, started_by, wait_for
+
+LOOPBACK = ("127.0.0.1", "localhost")
+PYPISERVER = "pypiserver[passlib]==2.4.2"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``127.0.0.1:5000`` → ("127.0.0.1", 5000); the port defaults to 443."""
+    host, _, port = address.partition(":")
+    return host, int(port or 443)
+
+
+def registry_address(image_repository: str) -> str:
+    """The registry part of an image repository (``127.0.0.1:5000/ns`` → ``127.0.0.1:5000``)."""
+    return image_repository.split("/", 1)[0]
+
+
+def index_address(index_url: str) -> str:
+    """host:port of a package index URL."""
+    parts = urlsplit(index_url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def is_local(address: str) -> bool:
+    """True for an address on this machine's loopback, which the engine runs itself."""
+    return split_address(address)[0] in LOOPBACK
+
+
+def _htpasswd(path: Path, cred: Credential) -> None:
+    # bcrypt (-B) is the only scheme the registry accepts; the password goes through stdin.
+    line = tools.run(["htpasswd", "-niB", cred.username], input=cred.password + "\n", capture=True).stdout
+    path.write_text(line.strip() + "\n")
+    path.chmod(0o600)
+
+
+def _service_status(name: str, address: str, state: Path, version: str) -> Status:
+    host, port = split_address(address)
+    if not port_open(host, port):
+        return Status(name=name, up=False, address=address)
+    return Status(name=name, up=True, version=version, address=address, started_by=started_by(state, name))
+
+
+def registry_status(state: Path, address: str) -> Status:
+    """Whether the registry at ``address`` answers."""
+    version = ""
+    if tools.which("docker-registry"):
+        out = tools.run(["docker-registry", "--version"], capture=True, quiet=True, check=False).stdout
+        version = out.split()[-1] if out.split() else ""
+    return _service_status("registry", address, state / "registry", version)
+
+
+def ensure_registry(state: Path, address: str, cred: Credential) -> Status:
+    """Start Debian's docker-registry on ``address`` (loopback) unless one answers; log in."""
+    host, port = split_address(address)
+    home = state / "registry"
+    if not port_open(host, port):
+        if not is_local(address):
+            raise EngineError(f"the registry {address} (from [publish] image-repository) does not answer")
+        if tools.which("docker-registry") is None or tools.which("htpasswd") is None:
+            apt_install(["docker-registry", "apache2-utils"], "the local registry")
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        _htpasswd(home / "htpasswd", cred)
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn"},
+            "storage": {"filesystem": {"rootdirectory": str(home / "data")}, "delete": {"enabled": True}},
+            "http": {"addr": f"{host}:{port}", "secret": secrets.token_hex(16)},
+            "auth": {"htpasswd": {"realm": "gpu-toolkit", "path": str(home / "htpasswd")}},
+        }
+        (home / "config.yml").write_text(json.dumps(config, indent=2))  # JSON is YAML
+        (home / "config.yml").chmod(0o600)
+        step(f"starting the registry on {address}")
+        start_service("registry", ["docker-registry", "serve", home / "config.yml"], home)
+        wait_for(lambda: port_open(host, port), f"the registry on {address}", log=home / "registry.log")
+    docker.login(address, cred)
+    return registry_status(state, address)
+
+
+def index_status(state: Path, address: str) -> Status:
+    """Whether the package index at ``address`` answers."""
+    venv = state / "index" / "venv"
+    version = ""
+    if (venv / "bin" / "pypi-server").exists():
+        version = tools.run([venv / "bin" / "pypi-server", "--version"], capture=True, quiet=True,
+                            check=False).stdout.strip()
+    return _service_status("index", address, state / "index", version)
+
+
+def ensure_index(state: Path, address: str, cred: Credential) -> Status:
+    """Start pypiserver (in its own venv) on ``address`` unless an index answers there."""
+    host, port = split_address(address)
+    home = state / "index"
+    if not port_open(host, port):
+        if not is_local(address):
+            raise EngineError(f"the package index {address} (from [publish] index-url) does not answer")
+        venv = home / "venv"
+        if not (venv / "bin" / "pypi-server").exists():
+            step(f"installing {PYPISERVER} into {venv}")
+            tools.run([sys.executable, "-m", "venv", venv])
+            tools.run([venv / "bin" / "pip", "install", "--quiet", PYPISERVER])
+        if tools.which("htpasswd") is None:
+            apt_install(["apache2-utils"], "htpasswd for the package index")
+        (home / "packages").mkdir(parents=True, exist_ok=True)
+        _htpasswd(home / "htpasswd", cred)
+        step(f"starting the package index on {address}")
+        start_service("index", [venv / "bin" / "pypi-server", "run", "--host", host, "--port", str(port),
+                                "--passwords", home / "htpasswd", "--authenticate", "update",
+                                "--disable-fallback", home / "packages"], home)
+        wait_for(lambda: port_open(host, port), f"the package index on {address}", log=home / "index.log")
+    return index_status(state, address)

@@ -1,0 +1,68 @@
+"""Facts about this machine: OS, CUDA toolchains and GPUs. Read-only; used by doctor and smoke."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import platform
+import re
+from pathlib import Path
+
+from . import tools
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Nvcc:
+    """One CUDA compiler found on this machine."""
+
+    path: str
+    version: str
+    gpu_code: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Gpu:
+    """One NVIDIA GPU as nvidia-smi reports it."""
+
+    name: str
+    compute_capability: str
+    driver: str
+
+
+def os_name() -> str:
+    """PRETTY_NAME from os-release, e.g. ``Debian GNU/Linux 12 (bookworm)``."""
+    try:
+        text = Path("/etc/os-release").read_text()
+    except OSError:
+        return platform.system()
+    match = re.search(r'^PRETTY_NAME="?([^"\n]*)', text, re.M)
+    return match.group(1) if match else platform.system()
+
+
+def nvcc_compilers() -> list[Nvcc]:
+    """Every nvcc on PATH or under /usr/local/cuda*, with its release and ``--list-gpu-code``."""
+    candidates = [tools.which("nvcc"), *sorted(glob.glob("/usr/local/cuda*/bin/nvcc"))]
+    found: dict[str, Nvcc] = {}
+    for path in filter(None, candidates):
+        real = str(Path(path).resolve())
+        if real in found:
+            continue
+        out = tools.run([path, "--version"], capture=True, quiet=True, check=False).stdout
+        match = re.search(r"release (\d+\.\d+)", out)
+        if not match:
+            continue
+        codes = tools.run([path, "--list-gpu-code"], capture=True, quiet=True, check=False).stdout.split()
+        found[real] = Nvcc(path=path, version=match.group(1), gpu_code=tuple(codes))
+    return list(found.values())
+
+
+def gpus() -> list[Gpu]:
+    """NVIDIA GPUs visible through nvidia-smi; empty when there is none (or no driver)."""
+    if tools.which("nvidia-smi") is None:
+        return []
+    proc = tools.run(["nvidia-smi", "--query-gpu=name,compute_cap,driver_version", "--format=csv,noheader"],
+                     capture=True, quiet=True, check=False)
+    if proc.returncode != 0:
+        return []
+    rows = [[part.strip() for part in line.split(",")] for line in proc.stdout.splitlines() if line.strip()]
+    return [Gpu(name=r[0], compute_capability=r[1], driver=r[2]) for r in rows if len(r) == 3]
