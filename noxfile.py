@@ -30,6 +30,20 @@ def matrix(session: nox.Session) -> None:
 
 
 @nox.session
+def engine(session: nox.Session) -> None:
+    """Bring up the local engine (`-- status`, `-- down` and selection flags pass through)."""
+    args = session.posargs if session.posargs[:1] in (["up"], ["status"], ["down"]) else ["up", *session.posargs]
+    session.install(".")
+    session.run("toolkit", "engine", *args)
+
+
+@nox.session
+def doctor(session: nox.Session) -> None:
+    """Write the compatibility verification report to build/doctor/."""
+    _toolkit(session, "doctor")
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests (not the slow ones); pytest args after --."""
     session.install(*TEST_EXTRAS)

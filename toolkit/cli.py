@@ -19,6 +19,7 @@ from .errors import ConfigError, EngineError, ToolkitError
 from .matrix import AXES, Matrix, load_matrix, schema
 from .plan import Plan, Selection, make_plan, to_json
 
+
 def add_selection_args(parser: argparse.ArgumentParser) -> None:
     """The plan filters every building stage shares; repeatable or comma-separated."""
     group = parser.add_argument_group("selection (repeat a flag or give a comma list)")

@@ -40,19 +40,16 @@ def os_name() -> str:
 
 
 def nvcc_compilers() -> list[Nvcc]:
-    """Every nvcc on PATH or under /usr/local/cuda*, with its release and ``--list-gpu-code``."""
+    """One nvcc per CUDA release, from PATH first, then /usr/local/cuda*, with its ``--list-gpu-code``."""
     candidates = [tools.which("nvcc"), *sorted(glob.glob("/usr/local/cuda*/bin/nvcc"))]
     found: dict[str, Nvcc] = {}
     for path in filter(None, candidates):
-        real = str(Path(path).resolve())
-        if real in found:
-            continue
         out = tools.run([path, "--version"], capture=True, quiet=True, check=False).stdout
         match = re.search(r"release (\d+\.\d+)", out)
-        if not match:
+        if not match or match.group(1) in found:  # PATH entries are often wrappers of the same install
             continue
         codes = tools.run([path, "--list-gpu-code"], capture=True, quiet=True, check=False).stdout.split()
-        found[real] = Nvcc(path=path, version=match.group(1), gpu_code=tuple(codes))
+        found[match.group(1)] = Nvcc(path=path, version=match.group(1), gpu_code=tuple(codes))
     return list(found.values())
 
 

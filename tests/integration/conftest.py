@@ -1,0 +1,39 @@
+"""Integration fixtures: the real engine, brought up once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from toolkit import engine, settings
+from toolkit.engine import credentials
+from toolkit.matrix import load_matrix
+from toolkit.plan import Selection, make_plan
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def repo_matrix():
+    return load_matrix(REPO / "matrix.toml")
+
+
+@pytest.fixture(scope="session")
+def engine_up(repo_matrix):
+    """`toolkit engine up` for the CUDA 13.0 part of the repo's matrix (idempotent)."""
+    state = settings.state_dir()
+    statuses = engine.up(repo_matrix, make_plan(repo_matrix, Selection(cuda=("13.0",))), state)
+    down = [s.name for s in statuses if not s.up]
+    assert not down, f"engine components down: {down}"
+    return state
+
+
+@pytest.fixture(scope="session")
+def registry_cred(engine_up):
+    return credentials.load(engine_up, "registry")
+
+
+@pytest.fixture(scope="session")
+def index_cred(engine_up):
+    return credentials.load(engine_up, "index")

@@ -1,0 +1,158 @@
+"""The engine against the real dockerd, registry, index and QEMU it brings up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from toolkit import cli, engine, tools
+from toolkit.engine import credentials, daemon, host
+from toolkit.engine import docker as adapter
+from toolkit.matrix import load_matrix
+from toolkit.plan import Selection, make_plan
+
+pytestmark = pytest.mark.integration
+
+REGISTRY, INDEX = "127.0.0.1:5000", "http://127.0.0.1:8081"
+BASE = "127.0.0.1:5000/mirror/debian:bookworm-slim"
+
+
+def test_second_engine_up_changes_nothing(engine_up, capsys):
+    started = time.monotonic()
+    assert cli.main(["engine", "up", "--cuda", "13.0", "--json"]) == 0
+    elapsed = time.monotonic() - started
+    statuses = json.loads(capsys.readouterr().out)
+    assert all(s["up"] for s in statuses), statuses
+    assert {s["name"] for s in statuses} >= {"docker", "buildx", "emulation", "registry", "index"}
+    print(f"second engine up: {elapsed:.1f} s")
+
+
+def test_base_image_is_a_manifest_list_of_both_platforms(engine_up):
+    raw = tools.run(["docker", "buildx", "imagetools", "inspect", "--raw", BASE], capture=True).stdout
+    manifest = json.loads(raw)
+    assert "manifests" in manifest
+    assert {f"{m['platform']['os']}/{m['platform']['architecture']}" for m in manifest["manifests"]} == {
+        "linux/amd64", "linux/arm64"}
+
+
+def test_arm64_container_prints_aarch64(engine_up, registry_cred):
+    adapter.pull(BASE, platform="linux/arm64", cred=registry_cred)
+    assert adapter.run(BASE, ["uname", "-m"], platform="linux/arm64").strip() == "aarch64"
+    adapter.pull(BASE, platform="linux/amd64", cred=registry_cred)
+    assert adapter.run(BASE, ["uname", "-m"], platform="linux/amd64").strip() == "x86_64"
+
+
+def test_registry_push_and_pull_need_the_password(engine_up, registry_cred):
+    client = docker.from_env()
+    adapter.pull(BASE, platform="linux/amd64", cred=registry_cred)
+    ref = f"{REGISTRY}/test/probe"
+    client.images.get(BASE).tag(ref, tag="v1")
+    wrong = {"username": registry_cred.username, "password": "not-the-password"}
+    with pytest.raises(docker.errors.APIError, match=r"401|unauthorized|authentication required"):
+        client.login(registry=REGISTRY, reauth=True, **wrong)
+    denied = client.images.push(ref, tag="v1", auth_config=wrong)
+    assert "unauthorized" in denied or "authentication required" in denied
+    good = {"username": registry_cred.username, "password": registry_cred.password}
+    pushed = client.images.push(ref, tag="v1", auth_config=good)
+    assert '"digest"' in pushed or "digest:" in pushed, pushed
+    client.images.remove(f"{ref}:v1")
+    client.images.pull(ref, tag="v1", auth_config=good)
+    with pytest.raises(docker.errors.APIError):
+        client.images.pull(ref, tag="v1", auth_config=wrong)
+
+
+def _wheel(tmp: Path, name: str) -> Path:
+    """A minimal but valid pure-Python wheel."""
+    dist = name.replace("-", "_")
+    path = tmp / f"{dist}-1.0-py3-none-any.whl"
+    files = {
+        f"{dist}/__init__.py": "VALUE = 42\n",
+        f"{dist}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{dist}-1.0.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        for arcname, text in files.items():
+            zf.writestr(arcname, text)
+        record = "".join(f"{a},,\n" for a in files) + f"{dist}-1.0.dist-info/RECORD,,\n"
+        zf.writestr(f"{dist}-1.0.dist-info/RECORD", record)
+    return path
+
+
+def _twine(wheel: Path, user: str, password: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TWINE_USERNAME": user, "TWINE_PASSWORD": password, "TWINE_NON_INTERACTIVE": "1"}
+    return subprocess.run([sys.executable, "-m", "twine", "upload", "--repository-url", f"{INDEX}/", str(wheel)],
+                          capture_output=True, text=True, env=env)
+
+
+def test_index_upload_needs_auth_and_install_is_anonymous(engine_up, index_cred, tmp_path):
+    name = f"tk-probe-{int(time.time() * 1000)}"
+    wheel = _wheel(tmp_path, name)
+    refused = _twine(wheel, index_cred.username, "wrong-password")
+    assert refused.returncode != 0 and "403" in refused.stdout + refused.stderr
+    uploaded = _twine(wheel, index_cred.username, index_cred.password)
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    again = _twine(wheel, index_cred.username, index_cred.password)
+    assert again.returncode != 0, "re-uploading the same file must be refused"
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir", "--index-url",
+                    f"{INDEX}/simple/", "--target", str(target), f"{name}==1.0"], check=True,
+                   env={**os.environ, "PIP_FIND_LINKS": ""})
+    assert (target / name.replace("-", "_") / "__init__.py").read_text() == "VALUE = 42\n"
+
+
+def _listeners(port: int) -> set[str]:
+    out = tools.run(["ss", "-Hltn", f"sport = :{port}"], capture=True, quiet=True).stdout
+    return {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+
+
+def test_registry_and_index_listen_on_loopback_only(engine_up):
+    assert _listeners(5000) == {"127.0.0.1"}
+    assert _listeners(8081) == {"127.0.0.1"}
+
+
+def test_credentials_are_private_and_never_printed(engine_up, registry_cred, index_cred):
+    path = engine_up / "credentials.json"
+    if path.exists():
+        assert path.stat().st_mode & 0o777 == 0o600
+    for cred in (registry_cred, index_cred):
+        assert tools.mask(f"x{cred.password}y") == "x***y"
+        for log in engine_up.rglob("*.log"):
+            assert cred.password not in log.read_text(errors="replace"), log
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                assert cred.password not in cmdline.read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+
+
+def test_a_second_engine_reuses_docker_and_down_stops_only_its_own(engine_up, tmp_path, monkeypatch, request):
+    """A user's existing dockerd is used, not restarted; down stops only what this state started."""
+    text = (Path(request.config.rootpath) / "matrix.toml").read_text()
+    text = text.replace("127.0.0.1:5000/gpu-toolkit", "127.0.0.1:5055/gpu-toolkit")
+    text = text.replace("http://127.0.0.1:8081/", "http://127.0.0.1:8091/")
+    (tmp_path / "matrix.toml").write_text(text)
+    state = tmp_path / "state"
+    m = load_matrix(tmp_path / "matrix.toml")
+    plan = make_plan(m, Selection(cuda=("13.0",), arch=("x86_64",)))
+    statuses = {s.name: s for s in engine.up(m, plan, state)}
+    assert statuses["docker"].started_by == "external"
+    assert statuses["registry"].started_by == "toolkit" and statuses["index"].started_by == "toolkit"
+    pids = [host.read_pid(state / "registry" / "registry.pid"), host.read_pid(state / "index" / "index.pid")]
+    assert all(pids)
+    assert engine.down(state) == ["index", "registry"]
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert not host.port_open("127.0.0.1", 5055) and not host.port_open("127.0.0.1", 8091)
+    assert adapter.ping(), "the shared dockerd must keep running"
+    assert daemon.dockerd_status(state).started_by == "external"
+    assert credentials.load(state, "registry").password != credentials.load(engine_up, "registry").password
