@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, doctor, engine, settings
+from . import __version__, audit, cuda, doctor, engine, render, settings, wheels
 from .console import table
-from .errors import ConfigError, EngineError, ToolkitError
+from .errors import BuildError, ConfigError, EngineError, ToolkitError
 from .matrix import AXES, Matrix, load_matrix, schema
 from .plan import Plan, Selection, make_plan, to_json
 
@@ -114,6 +114,62 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                                         for c in report.checks) else 1
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    root = matrix.source.resolve().parent
+    if args.check:
+        render.check(matrix, root)
+        print(f"{len(render.outputs(matrix))} generated files match {matrix.source}")
+        return 0
+    changed = render.write(matrix, root)
+    print("\n".join(changed) if changed else "generated files are up to date")
+    return 0
+
+
+def cmd_wheels(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    records = wheels.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
+                           Path(args.dist), dry_run=args.dry_run)
+    if args.json:
+        json.dump(records, sys.stdout, indent=2)
+        print()
+    elif records:
+        print(table(("artifact", "wheel", "MB", "seconds", "sha256"),
+                    [(r["id"], r["file"], f"{r['size'] / 1e6:.1f}", r["build_seconds"], r["sha256"][:16])
+                     for r in records]))
+    return 0
+
+
+def _expected_targets(args: argparse.Namespace, wheel: Path) -> tuple:
+    if args.expect:
+        return cuda.parse_arch_list(args.expect)
+    matrix = matrix_from(args)
+    if args.cuda:
+        return matrix.cuda[args.cuda].archs
+    label = wheel.name.split("-")[1].partition("+")[2]
+    line = next((line for line in matrix.cuda.values() if label and line.local_version == label), None)
+    if line is None:
+        raise ConfigError([f"{wheel.name}: no CUDA line of {matrix.source} has local-version {label!r}; "
+                           "pass --cuda X.Y or --expect ARCHLIST"])
+    return line.archs
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    reports = [audit.audit_wheel(Path(w), _expected_targets(args, Path(w))) for w in args.wheels]
+    if args.json:
+        json.dump([audit.to_json(r) | {"wheel": r.wheel} for r in reports], sys.stdout, indent=2)
+        print()
+    for r in reports:
+        if not args.json:
+            print(table(("object", "SASS", "PTX", "missing", "cuobjdump"),
+                        [(o.name, " ".join(o.sass), " ".join(o.ptx), ", ".join(o.missing) or "-", o.cuobjdump)
+                         for o in r.objects]) or f"{r.wheel}: no device code")
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        raise BuildError("\n".join(audit.describe(r) for r in failed))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full CLI; stages register their subcommands here."""
     parser = argparse.ArgumentParser(
@@ -142,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail when a base image of the selection cannot be made available")
     add_selection_args(p)
+    p = command("render", cmd_render, "write generated files (Dockerfiles, cibuildwheel configs, workflows, docs)")
+    p.add_argument("--check", action="store_true", help="fail with a diff when a committed file differs")
+    p = command("wheels", cmd_wheels, "build, repair, audit and record the planned wheels with cibuildwheel")
+    p.add_argument("--dist", default="dist", metavar="DIR", help="output directory (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="print the build commands, build nothing")
+    p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
+    add_selection_args(p)
+    p = command("audit", cmd_audit, "list each wheel's SASS/PTX and fail on a promised arch it lacks")
+    p.add_argument("wheels", nargs="+", metavar="WHEEL")
+    p.add_argument("--cuda", metavar="X.Y", help="expect this CUDA line's archs (default: from the local label)")
+    p.add_argument("--expect", metavar="ARCHLIST", help="expect these archs (PyTorch or CMake notation)")
+    p.add_argument("--json", action="store_true", help="print the audit as JSON")
     p = command("doctor", cmd_doctor, "write a compatibility verification report (Markdown and JSON)")
     p.add_argument("--output", default="build/doctor", metavar="DIR", help="report directory (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")

@@ -58,6 +58,12 @@ class PublishError(ToolkitError):
     exit_code = 7
 
 
+class DriftError(ConfigError):
+    """A committed generated file differs from what the matrix and templates render."""
+
+    exit_code = 8
+
+
 def suggest(value: str, allowed: Iterable[str]) -> str:
     """Return ' (did you mean "x"?)' for a close match among ``allowed``, else ''."""
     match = difflib.get_close_matches(value, list(allowed), n=1, cutoff=0.6)

@@ -153,6 +153,11 @@ class CudaLine:
     local_version: str = setting("local-version", "PEP 440 local label for wheels, e.g. cu130", default="")
     build_image: str = setting("build-image", "Public name of the image builds start from")
     runtime_image: str = setting("runtime-image", "Public name of the slim runtime image")
+    builder_python: str = setting("builder-python", "Version of build-image's python3 (bookworm: 3.11); "
+                                  "the toolkit's wheel builder builds with it", default="3.11",
+                                  parse=_python_version, schema={"enum": list(PYTHONS)})
+    wheel_image: str = setting("wheel-image", "A manylinux image for cibuildwheel (e.g. manylinux_2_28) "
+                               "instead of the builder the toolkit makes from build-image", default="")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,49 @@
+"""The release manifest: one JSON file that every stage reads and records into.
+
+Records are keyed by artifact id; each holds what was built (file, sha256,
+digests), how it was audited and smoke-tested, and where it was published.
+A smoke or publish record names the sha256/digest it applies to, so a rebuilt
+artifact is never covered by an old result.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def now() -> str:
+    """UTC time stamp for records."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class Manifest:
+    """Read-modify-write access to ``dist/manifest.json``; :meth:`save` writes atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.data: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            self.data = {"schema": SCHEMA_VERSION, "artifacts": {}}
+
+    def artifact(self, artifact_id: str) -> dict[str, Any]:
+        """The record of ``artifact_id`` (created empty when absent)."""
+        return self.data["artifacts"].setdefault(artifact_id, {})
+
+    def record(self, artifact_id: str, **fields: Any) -> None:
+        """Merge ``fields`` into the artifact's record and save."""
+        self.artifact(artifact_id).update(fields)
+        self.save()
+
+    def save(self) -> None:
+        """Write the manifest atomically (a crash never leaves half a file)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)

@@ -1,0 +1,174 @@
+"""``toolkit wheels``: cibuildwheel for every planned wheel, then audit, size check and manifest.
+
+cibuildwheel cannot reach CUDA by itself; the rendered configuration points it
+at a build image with the CUDA toolchain, passes the matrix's arch flags and
+local version label in, and mounts the host CA bundle read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from . import audit, render, settings, tools
+from .console import step
+from .engine import docker
+from .errors import BuildError
+from .manifest import Manifest, now
+from .engine.daemon import host_arch
+from .matrix import Arch, Matrix
+from .plan import Plan, WheelArtifact
+
+DEFAULT_EPOCH = 315532800  # 1980-01-01, the earliest date a zip file can hold
+
+
+def source_date_epoch(path: Path) -> int:
+    """The last commit time of ``path`` (reproducible builds), else 1980-01-01."""
+    if tools.which("git") is None:
+        return DEFAULT_EPOCH
+    proc = tools.run(["git", "log", "-1", "--format=%ct", "--", "."], cwd=path, capture=True, quiet=True,
+                     check=False)
+    return int(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else DEFAULT_EPOCH
+
+
+def ca_mount() -> Path:
+    """The CA bundle mounted into build containers (the host's, else certifi's)."""
+    found = settings.ca_bundle()
+    if found:
+        return found
+    import certifi  # a dependency of requests, which the docker SDK uses
+
+    return Path(certifi.where())
+
+
+def builder_commands(m: Matrix, version: str, archs: list[Arch], root: Path) -> list[list[str]]:
+    """The buildx commands that make the CUDA line's wheel-builder image for ``archs``."""
+    dockerfile = root / render.builder_dockerfile(version)
+    image = render.builder_image(m, version, dockerfile.read_text())
+    commands = [["docker", "buildx", "build", "--platform", arch.platform, "--file", str(dockerfile),
+                 "--secret", f"id=ca,src={ca_mount()}",
+                 "--build-arg", f"BUILD_IMAGE={m.image(m.cuda[version].build_image)}",
+                 "--tag", f"{image}-{arch.docker}", "--push", str(dockerfile.parent)] for arch in archs]
+    return commands + [["docker", "buildx", "imagetools", "create", "--tag", image,
+                        *(f"{image}-{arch.docker}" for arch in archs)]]
+
+
+def ensure_builder(m: Matrix, version: str, archs: list[Arch], root: Path, dry_run: bool) -> str:
+    """Make sure the wheel-builder image has every platform in ``archs``; return its name."""
+    line = m.cuda[version]
+    if line.wheel_image:
+        return line.wheel_image
+    image = render.builder_image(m, version, (root / render.builder_dockerfile(version)).read_text())
+    have = set(docker.platforms_of(image) or ()) if not dry_run else set()
+    if {a.platform for a in archs} <= have:
+        return image
+    for argv in builder_commands(m, version, archs, root):
+        if dry_run:
+            print(shlex.join(argv))
+        else:
+            step(f"building {argv[-1] if 'imagetools' not in argv else image}")
+            tools.run(argv)
+    return image
+
+
+def build_selector(m: Matrix, w: WheelArtifact) -> str:
+    """CIBW_BUILD for ``w``: the interpreter that builds it (one for an abi3 wheel)."""
+    line = m.cuda[w.build.cuda]
+    python = w.pythons[0]
+    if not line.wheel_image:
+        if not w.abi3 and python != line.builder_python:
+            raise BuildError(f"{w.id}: the toolkit's wheel builder has only Python {line.builder_python}; "
+                             f'set cuda."{w.build.cuda}".wheel-image (e.g. manylinux_2_28) to build for {python}')
+        python = line.builder_python
+    return f"cp{python.replace('.', '')}-*"
+
+
+def cibuildwheel_command(m: Matrix, w: WheelArtifact, root: Path, out: Path) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of the cibuildwheel run that builds ``w``."""
+    env = {
+        "CIBW_ARCHS": w.build.arch.value,
+        "CIBW_BUILD": build_selector(m, w),
+        "CIBW_CONTAINER_ENGINE": f"docker; create_args: --volume {ca_mount()}:{render.CA_IN_CONTAINER}:ro",
+        "SOURCE_DATE_EPOCH": str(source_date_epoch(root / w.path)),
+    }
+    argv = [sys.executable, "-m", "cibuildwheel", "--platform", "linux",
+            "--config-file", str(root / render.cibuildwheel_config(w.build.cuda)),
+            "--output-dir", str(out), str(root / w.path)]
+    return argv, env
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_size(w: WheelArtifact, wheel: Path) -> None:
+    """Fail when the wheel exceeds the package's max-size-mb, naming its largest files."""
+    limit = w.max_size_mb * 1_000_000
+    size = wheel.stat().st_size
+    if size <= limit:
+        return
+    with zipfile.ZipFile(wheel) as zf:
+        largest = sorted(zf.infolist(), key=lambda i: i.compress_size, reverse=True)[:5]
+    listing = ", ".join(f"{i.filename} ({i.compress_size / 1e6:.1f} MB)" for i in largest)
+    raise BuildError(f"{wheel.name} is {size / 1e6:.1f} MB, over the {w.max_size_mb} MB limit of "
+                     f"package.{w.package}.max-size-mb; largest inside: {listing}")
+
+
+def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = False) -> list[dict]:
+    """Build, audit and record every wheel of ``plan``; return their manifest records."""
+    if not plan.wheels:
+        return []
+    render.check(m, root)  # build exactly what is committed
+    for version in dict.fromkeys(w.build.cuda for w in plan.wheels):
+        archs = sorted({w.build.arch for w in plan.wheels if w.build.cuda == version}, key=lambda a: a.value)
+        ensure_builder(m, version, archs, root, dry_run)
+    manifest = Manifest(dist / "manifest.json")
+    records = []
+    for w in plan.wheels:
+        with tempfile.TemporaryDirectory(prefix="wheel-", dir=_mkdir(dist)) as tmp:
+            argv, env = cibuildwheel_command(m, w, root, Path(tmp))
+            if dry_run:
+                print(" ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv))
+                continue
+            records.append(_build_one(m, w, argv, env, Path(tmp), dist, manifest))
+    return records
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _build_one(m: Matrix, w: WheelArtifact, argv: list[str], env: dict[str, str], tmp: Path, dist: Path,
+               manifest: Manifest) -> dict:
+    step(f"{w.id}: cibuildwheel ({w.build.arch.value}{'' if w.build.arch is host_arch() else ', emulated'})")
+    started = time.monotonic()
+    tools.run(argv, env=env)
+    seconds = round(time.monotonic() - started, 1)
+    built = sorted(tmp.glob("*.whl"))
+    if len(built) != 1:
+        raise BuildError(f"{w.id}: cibuildwheel produced {len(built)} wheels ({[b.name for b in built]}), not one")
+    wheel = dist / built[0].name
+    shutil.move(built[0], wheel)
+    check_size(w, wheel)
+    report = audit.audit_wheel(wheel, w.build.gpu_targets)
+    record = {"kind": "wheel", "file": wheel.name, "sha256": sha256(wheel), "size": wheel.stat().st_size,
+              "version": w.version, "platform": w.build.platform, "python_tag": w.python_tag,
+              "cuda": w.build.cuda, "build_seconds": seconds, "built_at": now(),
+              "audit": audit.to_json(report)}
+    manifest.record(w.id, **record)
+    if not report.ok:
+        raise BuildError(f"{w.id}: {audit.describe(report)}")
+    step(f"{w.id}: {wheel.name} ({record['size'] / 1e6:.1f} MB, {seconds} s) audit ok")
+    return {"id": w.id, **record}
