@@ -100,17 +100,16 @@ def audit_wheel(wheel: Path, expected: tuple[cuda.GpuTarget, ...]) -> WheelRepor
             entries = object_entries(blob)
             if entries is None:
                 continue
-            objects.append(_report(name, blob, entries, expected))
+            objects.append(_report(name, entries, expected, _cuobjdump_check(blob, entries)))
     return WheelReport(wheel=wheel.name, expected=cuda.torch_arch_list(expected), objects=tuple(objects))
 
 
-def _report(name: str, blob: bytes, entries: list[Entry], expected: tuple[cuda.GpuTarget, ...]) -> ObjectReport:
+def _report(name: str, entries: list[Entry], expected: tuple[cuda.GpuTarget, ...], checked: str) -> ObjectReport:
     sass = tuple(e.sm for e in entries if e.kind == "sass")
     ptx = tuple(e.sm for e in entries if e.kind == "ptx")
     missing = [f"sm_{t.sm} (SASS)" for t in expected if t.sm not in sass]
     missing += [f"compute_{t.sm} (PTX)" for t in expected if t.ptx and t.sm not in ptx]
-    return ObjectReport(name=name, sass=sass, ptx=ptx, missing=tuple(missing),
-                        cuobjdump=_cuobjdump_check(blob, entries))
+    return ObjectReport(name=name, sass=sass, ptx=ptx, missing=tuple(missing), cuobjdump=checked)
 
 
 def _cuobjdump_check(blob: bytes, entries: list[Entry]) -> str:

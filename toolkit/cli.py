@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, audit, cuda, doctor, engine, render, settings, wheels
+from . import __version__, audit, cuda, doctor, engine, render, settings, smoke, wheels
 from .console import table
-from .errors import BuildError, ConfigError, EngineError, ToolkitError
+from .errors import BuildError, ConfigError, EngineError, SmokeError, ToolkitError
 from .matrix import AXES, Matrix, load_matrix, schema
 from .plan import Plan, Selection, make_plan, to_json
 
@@ -170,6 +170,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    plan = make_plan(matrix, selection_from(args))
+    if args.artifact:
+        plan = dataclasses.replace(plan, wheels=tuple(w for w in plan.wheels if w.id in args.artifact),
+                                   images=tuple(i for i in plan.images if i.id in args.artifact))
+    runs = smoke.smoke(matrix, plan, Path(args.dist), host=args.host)
+    if args.json:
+        json.dump([dataclasses.asdict(r) for r in runs], sys.stdout, indent=2)
+        print()
+    else:
+        print(table(("artifact", "platform", "python", "where", "result", "gpu", "seconds"),
+                    [(r.artifact, r.platform, r.python, r.where or "-", r.result, r.gpu, r.seconds) for r in runs]))
+    failed = [r for r in runs if r.result == smoke.FAIL]
+    if failed:
+        raise SmokeError("\n".join(f"{r.artifact} ({r.platform}, Python {r.python}): {r.detail}" for r in failed))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full CLI; stages register their subcommands here."""
     parser = argparse.ArgumentParser(
@@ -210,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda", metavar="X.Y", help="expect this CUDA line's archs (default: from the local label)")
     p.add_argument("--expect", metavar="ARCHLIST", help="expect these archs (PyTorch or CMake notation)")
     p.add_argument("--json", action="store_true", help="print the audit as JSON")
+    p = command("smoke", cmd_smoke, "install and run every built artifact per platform and Python")
+    p.add_argument("--artifact", action="append", default=[], metavar="ID", help="only this artifact (repeatable)")
+    p.add_argument("--host", action="store_true",
+                   help="install host-arch wheels into a fresh venv here instead of containers (GPU hosts)")
+    p.add_argument("--dist", default="dist", metavar="DIR", help="where the wheels and manifest are")
+    p.add_argument("--json", action="store_true", help="print the runs as JSON")
+    add_selection_args(p)
     p = command("doctor", cmd_doctor, "write a compatibility verification report (Markdown and JSON)")
     p.add_argument("--output", default="build/doctor", metavar="DIR", help="report directory (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")

@@ -183,6 +183,8 @@ class Package:
     smoke: tuple[str, ...] = setting("smoke", "Smoke command, as an argv list (no shell)", default=(), text=True)
     max_size_mb: int = setting("max-size-mb", "Largest wheel allowed, in MB (PyPI's default limit)",
                                default=100)
+    gpu_smoke: tuple[str, ...] = setting("gpu-smoke", "Smoke command run where a GPU is present; its JSON "
+                                         "output may report the kernel arch the device ran", default=(), text=True)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -212,6 +214,9 @@ class Matrix:
                                         default=_EMPTY)
     bootstrap: Mapping[str, str] = setting(
         "bootstrap", "Public image name -> Debian suite to debootstrap it from when unreachable",
+        default=_EMPTY)
+    python_image: Mapping[str, str] = setting(
+        "python-image", "Python version -> public image whose python3 is that version, for smoke tests",
         default=_EMPTY)
     publish: Publish = setting("publish", "Publish targets", default=Publish())
     source: Path = Path("matrix.toml")
@@ -258,6 +263,10 @@ def _check(m: Matrix, problems: Problems) -> None:
             if wheel not in m.package:
                 problems.add(f"{where}.wheels[{i}]", f"{wheel!r} is not a [package] table"
                              + suggest(wheel, m.package) + f"; allowed: {allowed_list(m.package)}")
+    for version in m.python_image:
+        if version not in PYTHONS:
+            problems.add(key_path("python-image", version), "not a Python version" + suggest(version, PYTHONS)
+                         + f"; allowed: {', '.join(PYTHONS)}")
     for kind, rules in (("exclude", m.exclude), ("include", m.include)):
         for i, rule in enumerate(rules):
             _check_rule(m, f"{kind}[{i}]", rule, complete=kind == "include", problems=problems)

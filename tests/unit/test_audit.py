@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import struct
+import zipfile
+
+import pytest
+
+from toolkit import audit, cuda
+
+
+def _entry(kind: int, arch: int, flags: int = 0x11, payload: bytes = b"\0" * 24) -> bytes:
+    header = struct.pack("<HHIQ", kind, 0x101, 64, len(payload))
+    header += struct.pack("<IIII", 0, 0, 0x10008, arch) + struct.pack("<II", 0, 0) + struct.pack("<I", flags)
+    return header.ljust(64, b"\0") + payload
+
+
+def _fatbin(*entries: bytes) -> bytes:
+    body = b"".join(entries)
+    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
+
+
+def test_fatbin_entries_decode_kind_arch_and_suffix():
+    data = _fatbin(_entry(2, 75), _entry(2, 90, 0x100011), _entry(1, 120, 0x8011), _entry(2, 100, 0x1200011))
+    # a second container after padding, as the linker concatenates one per translation unit
+    data += b"\0" * 8 + _fatbin(_entry(2, 120, 0x1000011))
+    assert audit.fatbin_entries(data) == [
+        audit.Entry("ptx", "120"), audit.Entry("sass", "75"), audit.Entry("sass", "90a"),
+        audit.Entry("sass", "100f"), audit.Entry("sass", "120")]
+
+
+def test_object_entries_is_none_for_non_elf():
+    assert audit.object_entries(b"not an elf file") is None
+
+
+def test_report_names_missing_sass_and_ptx():
+    entries = [audit.Entry("sass", "75"), audit.Entry("sass", "120")]
+    report = audit._report("x.so", entries, cuda.parse_arch_list("7.5 9.0a 12.0+PTX"), "not installed")
+    assert report.missing == ("sm_90a (SASS)", "compute_120 (PTX)")
+
+
+def test_wheel_without_device_code_fails(tmp_path):
+    wheel = tmp_path / "x-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("x/__init__.py", "")
+    report = audit.audit_wheel(wheel, cuda.parse_arch_list("8.0"))
+    assert not report.ok
+    assert "no shared object with device code" in audit.describe(report)
+
+
+@pytest.mark.parametrize("flags, sm", [(0x11, "90"), (0x100011, "90a"), (0x200011, "90f")])
+def test_suffix_flags(flags, sm):
+    assert audit.fatbin_entries(_fatbin(_entry(2, 90, flags))) == [audit.Entry("sass", sm)]

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from toolkit import matrix, render
+from toolkit.errors import DriftError
+
+
+@pytest.fixture
+def small(write_matrix):
+    return matrix.load_matrix(write_matrix())
+
+
+def test_every_cuda_line_gets_a_builder_and_a_cibuildwheel_config(small):
+    paths = {o.path for o in render.outputs(small)}
+    assert paths == {"container/Dockerfile.wheel-builder-cu130", "container/cibuildwheel-cu130.toml",
+                     "container/Dockerfile.wheel-builder-cu128", "container/cibuildwheel-cu128.toml"}
+
+
+def test_outputs_are_stamped_and_carry_the_matrix_values(small):
+    out = {o.path: o.text for o in render.outputs(small)}
+    config = out["container/cibuildwheel-cu130.toml"]
+    assert config.startswith(f"# {render.STAMP} from templates/cibuildwheel.toml.j2")
+    assert 'CUDAARCHS = "75-real;80-real;90a-real;120"' in config
+    assert 'TOOLKIT_LOCAL_VERSION = "cu130"' in config
+    assert "--exclude libcuda.so.1" in config
+    dockerfile = out["container/Dockerfile.wheel-builder-cu130"]
+    assert "ARG BUILD_IMAGE=debian:bookworm-slim" in dockerfile  # the public name, not the mirror
+    assert 'ARG CUDA_REQUIREMENTS="nvidia-cuda-nvcc==13.0.*"' in dockerfile
+    assert "ENV CUDA_HOME=/opt/cuda-wheels/nvidia/cu13" in dockerfile
+    image_line = out["container/Dockerfile.wheel-builder-cu128"]
+    assert "CUDA_REQUIREMENTS" not in image_line and "ENV CUDA_HOME=/usr/local/cuda" in image_line
+
+
+def test_builder_tag_follows_the_dockerfile(small):
+    out = {o.path: o.text for o in render.outputs(small)}
+    image = render.builder_image(small, "13.0", out["container/Dockerfile.wheel-builder-cu130"])
+    assert f'manylinux-x86_64-image = "{image}"' in out["container/cibuildwheel-cu130.toml"]
+    assert image != render.builder_image(small, "13.0", out["container/Dockerfile.wheel-builder-cu130"] + "#")
+
+
+def test_write_then_check_passes_and_a_hand_edit_fails(small, tmp_path):
+    assert render.write(small, tmp_path)
+    render.check(small, tmp_path)
+    assert render.write(small, tmp_path) == []
+    edited = tmp_path / "container/cibuildwheel-cu130.toml"
+    edited.write_text(edited.read_text().replace("cu130", "cu131"))
+    with pytest.raises(DriftError, match=r"cibuildwheel-cu130\.toml: differs"):
+        render.check(small, tmp_path)
+
+
+def test_stale_generated_files_are_reported_and_deleted(small, small_matrix, write_matrix, tmp_path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    render.write(small, root)
+    (root / "container" / "build.sh").write_text("#!/bin/sh\n# hand-written, not stamped\n")
+    text = small_matrix.replace('cuda = ["12.8", "13.0"]', 'cuda = ["13.0"]')
+    only13 = matrix.load_matrix(write_matrix(text.replace('cuda = "12.8"\nframework', 'cuda = "13.0"\nframework')))
+    with pytest.raises(DriftError, match=r"Dockerfile\.wheel-builder-cu128: generated file no longer produced"):
+        render.check(only13, root)
+    changed = render.write(only13, root)
+    assert "deleted container/Dockerfile.wheel-builder-cu128" in changed
+    assert (root / "container" / "build.sh").exists()
+    shutil.rmtree(root)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from toolkit import matrix, plan, wheels
+from toolkit.errors import BuildError
+
+
+@pytest.fixture
+def small(write_matrix):
+    return matrix.load_matrix(write_matrix())
+
+
+def test_abi3_wheels_build_with_the_builder_python(small):
+    w = plan.make_plan(small, plan.Selection(cuda=("13.0",), arch=("aarch64",))).wheels[0]
+    assert wheels.build_selector(small, w) == "cp311-*"
+    assert w.python_tag == "cp310-abi3"
+
+
+def test_non_abi3_needs_a_matching_interpreter(small_matrix, write_matrix):
+    text = small_matrix.replace('path = "examples/saxpy"', 'path = "examples/saxpy"\nabi3 = false')
+    selection = plan.Selection(cuda=("13.0",), python=("3.12",), arch=("x86_64",))
+    w = plan.make_plan(matrix.load_matrix(write_matrix(text)), selection).wheels[0]
+    with pytest.raises(BuildError, match=r"only Python 3\.11; set cuda\.\"13\.0\"\.wheel-image"):
+        wheels.build_selector(matrix.load_matrix(write_matrix(text)), w)
+    text = text.replace('local-version = "cu130"', 'local-version = "cu130"\nwheel-image = "manylinux_2_28"')
+    managed = matrix.load_matrix(write_matrix(text))
+    assert wheels.build_selector(managed, plan.make_plan(managed, selection).wheels[0]) == "cp312-*"
+
+
+def test_oversized_wheel_lists_its_largest_files(small, tmp_path):
+    w = plan.make_plan(small, plan.Selection(cuda=("13.0",), arch=("x86_64",))).wheels[0]
+    wheel = tmp_path / "big.whl"
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("saxpy/_core.abi3.so", b"\1" * 2_000_000)
+        zf.writestr("saxpy/__init__.py", b"")
+    small_limit = type(w)(**{**w.__dict__, "max_size_mb": 1})
+    with pytest.raises(BuildError, match=r"over the 1 MB limit of package\.saxpy\.max-size-mb; largest inside: "
+                                         r"saxpy/_core\.abi3\.so \(2\.0 MB\)"):
+        wheels.check_size(small_limit, wheel)
+    wheels.check_size(w, wheel)

@@ -1,0 +1,154 @@
+"""``toolkit smoke``: install every built artifact where its users will run it, and run it.
+
+Wheels go into a fresh container per (arch, Python) made from a clean interpreter
+image of that platform (QEMU for foreign archs); Pythons without such an image are
+recorded as *untested*, never as passed. With ``--host`` a wheel of the host's arch
+is installed into a fresh venv on this machine instead (how the GPU path is proven
+on a GPU host without a container engine). Where a GPU is present the package's
+``gpu-smoke`` command runs too and its kernel report is compared with the audit.
+Results are keyed by the artifact's sha256, so a rebuilt artifact is never covered
+by an old pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import hostinfo, render, tools
+from .engine import docker
+from .engine.daemon import host_arch
+from .errors import CommandError, EngineError, SmokeError
+from .manifest import Manifest, now
+from .matrix import Matrix
+from .plan import Plan, WheelArtifact
+from .wheels import ca_mount
+
+PASS, FAIL, UNTESTED, SKIPPED = "pass", "FAIL", "untested", "skipped"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Run:
+    """One smoke run of one artifact on one platform and Python."""
+
+    artifact: str
+    platform: str
+    python: str
+    where: str  # "container", "host" or "" when nothing ran
+    result: str
+    gpu: str
+    seconds: float
+    detail: str
+
+
+def python_image(m: Matrix, python: str) -> str:
+    """The clean-interpreter image built from [python-image] for ``python`` (tag follows its Dockerfile)."""
+    text = (m.source.resolve().parent / render.PYTHON_DOCKERFILE).read_text()
+    return render.hashed_tag(m, "smoke-python", python.replace(".", ""), text)
+
+
+def _ensure_python_image(m: Matrix, python: str, platforms: list[str]) -> str:
+    image = python_image(m, python)
+    dockerfile = m.source.resolve().parent / render.PYTHON_DOCKERFILE
+    docker.ensure_image(image, platforms, docker.build_commands(
+        dockerfile=dockerfile, image=image, platforms=platforms,
+        build_args={"BASE_IMAGE": m.image(m.python_image[python])}), dry_run=False)
+    return image
+
+
+def _script(w: WheelArtifact, wheel: str | None) -> str:
+    """Shell steps: install ``wheel`` (unless None), import the package, run its smoke command."""
+    module = w.package.replace("-", "_")
+    steps = [f"pip install --quiet --no-cache-dir {shlex.quote(wheel)}"] if wheel else []
+    steps.append(f"python -c {shlex.quote(f'import {module}')}")
+    return " && ".join(steps + ([shlex.join(w.smoke)] if w.smoke else []))
+
+
+def _gpu_verdict(output: str, audited_sass: list[str]) -> tuple[bool, str]:
+    """Read the gpu-smoke JSON: right numbers, and the SASS the device loaded (or PTX JIT)."""
+    try:
+        report = json.loads(output[output.index("{"):])
+    except ValueError:
+        return False, "gpu-smoke printed no JSON report"
+    device, kernel = report.get("devices", [{}])[0], report.get("kernel") or {}
+    sm = f"{device.get('major')}{device.get('minor')}"
+    loaded = "SASS" if any(s.rstrip("af") == sm for s in audited_sass) else "PTX (JIT)"
+    detail = (f"{device.get('name')} sm_{sm}: ran __CUDA_ARCH__={kernel.get('cuda_arch')} from {loaded}, "
+              f"max error {report.get('max_abs_error')}")
+    return bool(report.get("ok")), detail
+
+
+def _container_run(m: Matrix, w: WheelArtifact, wheel: Path, python: str, gpu: bool) -> Run:
+    platform = w.build.platform
+    image = _ensure_python_image(m, python, [platform])
+    inside = f"/wheels/{wheel.name}"
+    volumes = {str(wheel.resolve()): {"bind": inside, "mode": "ro"},
+               str(ca_mount()): {"bind": render.CA_IN_CONTAINER, "mode": "ro"}}
+    started = time.monotonic()
+    try:
+        docker.pull(image, platform=platform, cred=docker.registry_credential())
+        out = docker.run(image, ["sh", "-c", _script(w, inside)], platform=platform, volumes=volumes,
+                         environment={"PIP_CERT": render.CA_IN_CONTAINER})
+        result, detail = PASS, out.strip().splitlines()[-1] if out.strip() else "ok"
+    except (CommandError, EngineError) as exc:
+        result, detail = FAIL, str(exc)[-600:]
+    return Run(artifact=w.id, platform=platform, python=python, where="container", result=result,
+               gpu="skipped: no GPU" if not gpu else "not run in containers here", seconds=_since(started),
+               detail=detail)
+
+
+def _host_run(w: WheelArtifact, wheel: Path, audited_sass: list[str], gpu: bool) -> Run:
+    started = time.monotonic()
+    python = ".".join(map(str, sys.version_info[:2]))
+    with tempfile.TemporaryDirectory(prefix="smoke-") as tmp:
+        venv = Path(tmp) / "venv"
+        try:
+            tools.run([sys.executable, "-m", "venv", venv], quiet=True)
+            tools.run([venv / "bin" / "pip", "install", "--quiet", "--no-index", "--no-deps", wheel])
+            env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin"}
+            out = tools.run(["sh", "-c", _script(w, None)], env=env, capture=True, cwd=Path(tmp)).stdout
+            result, detail, gpu_result = PASS, out.strip().splitlines()[-1] if out.strip() else "ok", "skipped: no GPU"
+            if gpu and w.gpu_smoke:
+                gpu_out = tools.run(list(w.gpu_smoke), env=env, capture=True, check=False, cwd=Path(tmp)).stdout
+                ok, gpu_result = _gpu_verdict(gpu_out, audited_sass)
+                result = PASS if ok else FAIL
+                detail = gpu_out.strip()[-2000:]
+        except CommandError as exc:
+            result, detail, gpu_result = FAIL, str(exc)[-600:], "not reached"
+    return Run(artifact=w.id, platform=w.build.platform, python=python, where="host", result=result,
+               gpu=gpu_result, seconds=_since(started), detail=detail)
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 1)
+
+
+def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False) -> list[Run]:
+    """Smoke-test every wheel of ``plan`` that the manifest says was built; record and return the runs."""
+    manifest = Manifest(dist / "manifest.json")
+    gpu = bool(hostinfo.gpus())
+    runs: list[Run] = []
+    for w in plan.wheels:
+        record = manifest.data["artifacts"].get(w.id)
+        if not record or not (dist / record["file"]).exists():
+            raise SmokeError(f"{w.id}: not built (no record in {manifest.path}); run `toolkit wheels` first")
+        wheel = dist / record["file"]
+        sass = [s for o in record.get("audit", {}).get("objects", []) for s in o["sass"]]
+        if host:
+            if w.build.arch is not host_arch():
+                continue
+            found = [_host_run(w, wheel, sass, gpu)]
+        else:
+            found = [_container_run(m, w, wheel, p, gpu) if p in m.python_image else
+                     Run(artifact=w.id, platform=w.build.platform, python=p, where="", result=UNTESTED,
+                         gpu="-", seconds=0.0, detail="no [python-image] for this Python")
+                     for p in w.pythons]
+        manifest.record(w.id, smoke={"sha256": record["sha256"], "at": now(),
+                                     "runs": [dataclasses.asdict(r) for r in found]})
+        runs += found
+    return runs
