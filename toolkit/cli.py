@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, audit, cuda, doctor, engine, render, settings, smoke, wheels
+from . import __version__, audit, cuda, doctor, engine, images, render, settings, smoke, wheels
 from .console import table
 from .errors import BuildError, ConfigError, EngineError, SmokeError, ToolkitError
 from .matrix import AXES, Matrix, load_matrix, schema
@@ -170,6 +170,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_images(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    records = images.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
+                           Path(args.dist), push=args.push, dry_run=args.dry_run, builder=args.builder,
+                           parallel=not args.sequential)
+    if args.json:
+        json.dump(records, sys.stdout, indent=2)
+        print()
+    elif records:
+        print(table(("artifact", "tag", "platform", "seconds", "digest"),
+                    [(r["id"], r["platform_tag"], r["platform"], r["build_seconds"], r["digest"][:19])
+                     for r in records]))
+    return 0
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
     plan = make_plan(matrix, selection_from(args))
@@ -229,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda", metavar="X.Y", help="expect this CUDA line's archs (default: from the local label)")
     p.add_argument("--expect", metavar="ARCHLIST", help="expect these archs (PyTorch or CMake notation)")
     p.add_argument("--json", action="store_true", help="print the audit as JSON")
+    p = command("images", cmd_images, "build the planned images with BuildKit, one per platform")
+    p.add_argument("--push", action="store_true", help="push per platform and join one multi-arch tag")
+    p.add_argument("--dry-run", action="store_true", help="print the build commands, build nothing")
+    p.add_argument("--builder", metavar="NAME", help="the BuildKit builder to use (e.g. a remote one)")
+    p.add_argument("--sequential", action="store_true", help="build the platforms of a tag one after another")
+    p.add_argument("--dist", default="dist", metavar="DIR", help="wheel directory (the build context)")
+    p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
+    add_selection_args(p)
     p = command("smoke", cmd_smoke, "install and run every built artifact per platform and Python")
     p.add_argument("--artifact", action="append", default=[], metavar="ID", help="only this artifact (repeatable)")
     p.add_argument("--host", action="store_true",

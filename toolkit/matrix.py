@@ -259,6 +259,8 @@ def _check(m: Matrix, problems: Problems) -> None:
         _check_cuda_line(version, line, problems)
     for name, fw in m.framework.items():
         where = key_path("framework", name)
+        if not fw.requirements and not fw.wheels:
+            problems.add(where, "installs nothing: give it requirements, wheels or both")
         for i, wheel in enumerate(fw.wheels):
             if wheel not in m.package:
                 problems.add(f"{where}.wheels[{i}]", f"{wheel!r} is not a [package] table"

@@ -6,6 +6,7 @@ a typed error instead of returning a failed status.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -56,8 +57,11 @@ def spawn(argv: Sequence[str | Path], log: Path, *, env: Mapping[str, str] | Non
 
 def run(argv: Sequence[str | Path], *, capture: bool = False, check: bool = True, quiet: bool = False,
         env: Mapping[str, str] | None = None, cwd: Path | None = None, input: str | None = None,
-        timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` (never through a shell); raise CommandError when it fails and ``check``."""
+        timeout: float | None = None, log: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (never through a shell); raise CommandError when it fails and ``check``.
+
+    ``log`` sends all output to a file (parallel builds would interleave on a terminal).
+    """
     args = [str(a) for a in argv]
     _require(args)
     if not quiet:
@@ -65,13 +69,18 @@ def run(argv: Sequence[str | Path], *, capture: bool = False, check: bool = True
     full_env = {**os.environ, **env} if env is not None else None
     try:
         # Uncaptured output goes to stderr so that stdout stays clean for --json.
-        proc = subprocess.run(args, stdout=subprocess.PIPE if capture else 2,
-                              stderr=subprocess.PIPE if capture else None, text=True, env=full_env,
-                              cwd=cwd, input=input, timeout=timeout, check=False)
+        with open(log, "w") if log else contextlib.nullcontext() as out:
+            proc = subprocess.run(args, stdout=subprocess.PIPE if capture else out or 2,
+                                  stderr=subprocess.PIPE if capture else subprocess.STDOUT if out else None,
+                                  text=True, env=full_env, cwd=cwd, input=input, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise CommandError(f"{mask(shlex.join(args))}: no answer after {timeout} s") from None
     if check and proc.returncode != 0:
-        detail = mask((proc.stderr or proc.stdout or "").strip()[-2000:]) if capture else ""
+        if log:
+            detail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        else:
+            detail = (proc.stderr or proc.stdout or "").strip()[-2000:] if capture else ""
+        detail = mask(detail)
         raise CommandError(f"{mask(shlex.join(args))} exited with {proc.returncode}"
                            + (f":\n{detail}" if detail else ""))
     return proc

@@ -1,0 +1,118 @@
+"""``toolkit images``: one BuildKit build per planned platform, joined into one multi-arch tag.
+
+Each build uses the framework's rendered Dockerfile, the matrix's values as
+``--build-arg`` (mirrors substituted for public base names), the host CA bundle
+as a secret, OCI labels, pip/apt cache mounts and a metadata file whose digest
+goes into the release manifest. Platforms of one tag build in parallel.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import shlex
+import tempfile
+import time
+from pathlib import Path
+
+from . import render, tools, wheels
+from .console import step
+from .errors import BuildError, CommandError
+from .manifest import Manifest, now
+from .matrix import Matrix
+from .plan import ImageArtifact, Plan
+
+
+def labels(m: Matrix, image: ImageArtifact, root: Path) -> dict[str, str]:
+    """OCI labels plus the CUDA version, GPU archs and framework of the image."""
+    revision = ""
+    if tools.which("git"):
+        revision = tools.run(["git", "rev-parse", "HEAD"], cwd=root, capture=True, quiet=True,
+                             check=False).stdout.strip()
+    return {"org.opencontainers.image.source": m.project.source,
+            "org.opencontainers.image.revision": revision,
+            "org.opencontainers.image.version": m.project.version,
+            "org.opencontainers.image.created": now(),
+            "org.opencontainers.image.title": f"{m.project.name}-{image.framework}",
+            "io.gpu-toolkit.cuda": image.build.cuda,
+            "io.gpu-toolkit.gpu-archs": image.build.torch_arch_list,
+            "io.gpu-toolkit.framework": image.framework,
+            "io.gpu-toolkit.artifact": image.id}
+
+
+def build_command(m: Matrix, image: ImageArtifact, root: Path, dist: Path, metadata: Path, *,
+                  push: bool, builder: str | None, target: str = "runtime") -> list[str]:
+    """The ``docker buildx build`` of one image artifact (one platform)."""
+    args = render.image_build_args(m, image.framework, image.build.cuda)
+    args["BUILD_IMAGE"], args["RUNTIME_IMAGE"] = image.build.build_image, image.runtime_image
+    argv = ["docker", "buildx", "build", f"--platform={image.build.platform}",
+            f"--file={root / render.image_dockerfile(image.framework)}", f"--target={target}",
+            f"--secret=id=ca,src={wheels.ca_mount()}", f"--metadata-file={metadata}",
+            f"--tag={platform_tag(image)}", "--push" if push else "--load"]
+    if builder:
+        argv.insert(3, f"--builder={builder}")
+    argv += [f"--build-arg={k}={v}" for k, v in args.items()]
+    argv += [f"--label={k}={v}" for k, v in labels(m, image, root).items() if v]
+    return [*argv, str(dist)]
+
+
+def platform_tag(image: ImageArtifact) -> str:
+    """The per-platform tag that the multi-arch tag joins (``…:0.1.0-cu130-arm64``)."""
+    return f"{image.tag}-{image.build.arch.docker}"
+
+
+def _run_build(argv: list[str], image: ImageArtifact, metadata: Path) -> tuple[float, str]:
+    started = time.monotonic()
+    step(f"{image.id}: docker buildx build ({image.build.platform})")
+    try:
+        tools.run(argv, log=metadata.with_suffix(".log"))
+    except CommandError as exc:
+        raise BuildError(f"{image.id}: {exc}") from None
+    digest = json.loads(metadata.read_text()).get("containerimage.digest", "")
+    return round(time.monotonic() - started, 1), digest
+
+
+def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, dry_run: bool = False,
+          builder: str | None = None, parallel: bool = True) -> list[dict]:
+    """Build every planned image (its wheels first when missing); return the manifest records."""
+    if not plan.images:
+        return []
+    render.check(m, root)
+    manifest = Manifest(dist / "manifest.json")
+    missing = tuple(w for w in plan.wheels if not (dist / manifest.artifact(w.id).get("file", "-")).exists())
+    if missing and not dry_run:
+        wheels.build(m, Plan(wheels=missing, images=()), root, dist)
+        manifest = Manifest(dist / "manifest.json")
+    records = []
+    with tempfile.TemporaryDirectory(prefix="images-") as tmp:
+        jobs = [(image, Path(tmp) / f"{i}.json") for i, image in enumerate(plan.images)]
+        commands = [(image, build_command(m, image, root, dist, meta, push=push, builder=builder), meta)
+                    for image, meta in jobs]
+        if dry_run:
+            for _, argv, _ in commands:
+                print(shlex.join(argv))
+            return []
+        dist.mkdir(parents=True, exist_ok=True)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2 if parallel else 1) as pool:
+            futures = {pool.submit(_run_build, argv, image, meta): image for image, argv, meta in commands}
+            for future in concurrent.futures.as_completed(futures):
+                image = futures[future]
+                seconds, digest = future.result()
+                record = {"kind": "image", "tag": image.tag, "platform_tag": platform_tag(image),
+                          "platform": image.build.platform, "digest": digest, "pushed": push,
+                          "cuda": image.build.cuda, "framework": image.framework, "build_seconds": seconds,
+                          "built_at": now(), "wheels": [manifest.artifact(w).get("sha256") for w in image.wheels]}
+                manifest.record(image.id, **record)
+                records.append({"id": image.id, **record})
+    if push:
+        _join(plan, manifest)
+    return sorted(records, key=lambda r: r["id"])
+
+
+def _join(plan: Plan, manifest: Manifest) -> None:
+    """One manifest list per tag, from the per-platform digests."""
+    for tag in dict.fromkeys(i.tag for i in plan.images):
+        repo = tag.rsplit(":", 1)[0]
+        refs = [f"{repo}@{manifest.artifact(i.id)['digest']}" for i in plan.images if i.tag == tag]
+        step(f"joining {tag} from {len(refs)} platform(s)")
+        tools.run(["docker", "buildx", "imagetools", "create", f"--tag={tag}", *refs])
