@@ -52,6 +52,16 @@ def python_image(m: Matrix, python: str) -> str:
     return render.hashed_tag(m, "smoke-python", python.replace(".", ""), text)
 
 
+def _ensure_python_images(m: Matrix, plan: Plan) -> dict[str, str]:
+    """Every clean-interpreter image the plan's wheels need, on all their platforms at once."""
+    platforms: dict[str, set[str]] = {}
+    for w in plan.wheels:
+        for python in w.pythons:
+            if python in m.python_image:
+                platforms.setdefault(python, set()).add(w.build.platform)
+    return {python: _ensure_python_image(m, python, sorted(found)) for python, found in platforms.items()}
+
+
 def _ensure_python_image(m: Matrix, python: str, platforms: list[str]) -> str:
     image = python_image(m, python)
     dockerfile = m.source.resolve().parent / render.PYTHON_DOCKERFILE
@@ -65,8 +75,17 @@ def _script(w: WheelArtifact, wheel: str | None) -> str:
     """Shell steps: install ``wheel`` (unless None), import the package, run its smoke command."""
     module = w.package.replace("-", "_")
     steps = [f"pip install --quiet --no-cache-dir {shlex.quote(wheel)}"] if wheel else []
-    steps.append(f"python -c {shlex.quote(f'import {module}')}")
+    steps.append(f"python -c {shlex.quote(f'import platform, {module}; print(platform.machine())')}")
     return " && ".join(steps + ([shlex.join(w.smoke)] if w.smoke else []))
+
+
+def _verdict(w: WheelArtifact, output: str) -> tuple[str, str]:
+    """PASS when the first line names the wheel's arch (what ran is what was meant); a short detail."""
+    lines = output.strip().splitlines()
+    machine = lines[0].strip() if lines else ""
+    if machine != w.build.arch.value:
+        return FAIL, f"ran on {machine or 'nothing'}, expected {w.build.arch.value}"
+    return PASS, " ".join(" ".join(lines[1:]).split())[-300:] or f"imported on {machine}"
 
 
 def _gpu_verdict(output: str, audited_sass: list[str]) -> tuple[bool, str]:
@@ -83,9 +102,8 @@ def _gpu_verdict(output: str, audited_sass: list[str]) -> tuple[bool, str]:
     return bool(report.get("ok")), detail
 
 
-def _container_run(m: Matrix, w: WheelArtifact, wheel: Path, python: str, gpu: bool) -> Run:
+def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: bool) -> Run:
     platform = w.build.platform
-    image = _ensure_python_image(m, python, [platform])
     inside = f"/wheels/{wheel.name}"
     volumes = {str(wheel.resolve()): {"bind": inside, "mode": "ro"},
                str(ca_mount()): {"bind": render.CA_IN_CONTAINER, "mode": "ro"}}
@@ -94,7 +112,7 @@ def _container_run(m: Matrix, w: WheelArtifact, wheel: Path, python: str, gpu: b
         docker.pull(image, platform=platform, cred=docker.registry_credential())
         out = docker.run(image, ["sh", "-c", _script(w, inside)], platform=platform, volumes=volumes,
                          environment={"PIP_CERT": render.CA_IN_CONTAINER})
-        result, detail = PASS, out.strip().splitlines()[-1] if out.strip() else "ok"
+        result, detail = _verdict(w, out)
     except (CommandError, EngineError) as exc:
         result, detail = FAIL, str(exc)[-600:]
     return Run(artifact=w.id, platform=platform, python=python, where="container", result=result,
@@ -110,13 +128,13 @@ def _host_run(w: WheelArtifact, wheel: Path, audited_sass: list[str], gpu: bool)
         try:
             tools.run([sys.executable, "-m", "venv", venv], quiet=True)
             tools.run([venv / "bin" / "pip", "install", "--quiet", "--no-index", "--no-deps", wheel])
-            env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin"}
+            env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"}
             out = tools.run(["sh", "-c", _script(w, None)], env=env, capture=True, cwd=Path(tmp)).stdout
-            result, detail, gpu_result = PASS, out.strip().splitlines()[-1] if out.strip() else "ok", "skipped: no GPU"
+            (result, detail), gpu_result = _verdict(w, out), "skipped: no GPU"
             if gpu and w.gpu_smoke:
                 gpu_out = tools.run(list(w.gpu_smoke), env=env, capture=True, check=False, cwd=Path(tmp)).stdout
                 ok, gpu_result = _gpu_verdict(gpu_out, audited_sass)
-                result = PASS if ok else FAIL
+                result = result if ok else FAIL
                 detail = gpu_out.strip()[-2000:]
         except CommandError as exc:
             result, detail, gpu_result = FAIL, str(exc)[-600:], "not reached"
@@ -132,6 +150,7 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False) -> list[Run]
     """Smoke-test every wheel of ``plan`` that the manifest says was built; record and return the runs."""
     manifest = Manifest(dist / "manifest.json")
     gpu = bool(hostinfo.gpus())
+    interpreters = {} if host else _ensure_python_images(m, plan)
     runs: list[Run] = []
     for w in plan.wheels:
         record = manifest.data["artifacts"].get(w.id)
@@ -144,7 +163,7 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False) -> list[Run]
                 continue
             found = [_host_run(w, wheel, sass, gpu)]
         else:
-            found = [_container_run(m, w, wheel, p, gpu) if p in m.python_image else
+            found = [_container_run(w, wheel, p, interpreters[p], gpu) if p in interpreters else
                      Run(artifact=w.id, platform=w.build.platform, python=p, where="", result=UNTESTED,
                          gpu="-", seconds=0.0, detail="no [python-image] for this Python")
                      for p in w.pythons]

@@ -13,10 +13,23 @@ def small(write_matrix):
     return matrix.load_matrix(write_matrix())
 
 
-def test_every_cuda_line_gets_a_builder_and_a_cibuildwheel_config(small):
+def test_every_cuda_line_and_framework_gets_its_files(small):
     paths = {o.path for o in render.outputs(small)}
     assert paths == {"container/Dockerfile.wheel-builder-cu130", "container/cibuildwheel-cu130.toml",
-                     "container/Dockerfile.wheel-builder-cu128", "container/cibuildwheel-cu128.toml"}
+                     "container/Dockerfile.wheel-builder-cu128", "container/cibuildwheel-cu128.toml",
+                     "container/Dockerfile.none", "container/Dockerfile.vllm"}
+
+
+def test_image_dockerfiles_take_matrix_values_as_arg_defaults(small):
+    out = {o.path: o.text for o in render.outputs(small)}
+    none = out["container/Dockerfile.none"]
+    assert 'ARG LOCAL_WHEELS="saxpy-1.2.0+cu130-*"' in none
+    assert 'ARG TORCH_CUDA_ARCH_LIST="7.5;8.0;9.0a;12.0+PTX"' in none
+    assert "amd64) ARCH=x86_64 ;; arm64) ARCH=aarch64 ;;" in none
+    assert 'CMD ["python", "-c", "print(\'ok\')"]' in none
+    vllm = out["container/Dockerfile.vllm"]
+    assert 'ARG REQUIREMENTS="vllm==0.32.0"' in vllm and 'ARG LOCAL_WHEELS=""' in vllm
+    assert "ARG TARGETARCH" in vllm and "ARG TARGETARCH\n" not in vllm.split("FROM")[0]
 
 
 def test_outputs_are_stamped_and_carry_the_matrix_values(small):
