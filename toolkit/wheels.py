@@ -81,9 +81,10 @@ def cibuildwheel_command(m: Matrix, w: WheelArtifact, root: Path, out: Path) -> 
         "CIBW_CONTAINER_ENGINE": f"docker; create_args: --volume {ca_mount()}:{render.CA_IN_CONTAINER}:ro",
         "SOURCE_DATE_EPOCH": str(source_date_epoch(root / w.path)),
     }
+    # cibuildwheel wants the package inside its working directory: it runs from the project root.
     argv = [sys.executable, "-m", "cibuildwheel", "--platform", "linux",
-            "--config-file", str(root / render.cibuildwheel_config(w.build.cuda)),
-            "--output-dir", str(out), str(root / w.path)]
+            "--config-file", render.cibuildwheel_config(w.build.cuda),
+            "--output-dir", str(out.resolve()), w.path]
     return argv, env
 
 
@@ -123,9 +124,10 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
         with tempfile.TemporaryDirectory(prefix="wheel-", dir=_mkdir(dist)) as tmp:
             argv, env = cibuildwheel_command(m, w, root, Path(tmp))
             if dry_run:
-                print(" ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv))
+                print(f"cd {shlex.quote(str(root))} &&", *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+                      shlex.join(argv))
                 continue
-            records.append(_build_one(m, w, argv, env, Path(tmp), dist, manifest))
+            records.append(_build_one(w, argv, env, root, Path(tmp), dist, manifest))
     return records
 
 
@@ -134,11 +136,11 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _build_one(m: Matrix, w: WheelArtifact, argv: list[str], env: dict[str, str], tmp: Path, dist: Path,
+def _build_one(w: WheelArtifact, argv: list[str], env: dict[str, str], root: Path, tmp: Path, dist: Path,
                manifest: Manifest) -> dict:
     step(f"{w.id}: cibuildwheel ({w.build.arch.value}{'' if w.build.arch is host_arch() else ', emulated'})")
     started = time.monotonic()
-    tools.run(argv, env=env)
+    tools.run(argv, env=env, cwd=root)
     seconds = round(time.monotonic() - started, 1)
     built = sorted(tmp.glob("*.whl"))
     if len(built) != 1:

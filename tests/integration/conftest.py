@@ -37,3 +37,14 @@ def registry_cred(engine_up):
 @pytest.fixture(scope="session")
 def index_cred(engine_up):
     return credentials.load(engine_up, "index")
+
+
+@pytest.fixture(scope="session")
+def built_wheels(engine_up, repo_matrix, tmp_path_factory):
+    """`toolkit wheels` for the demo on CUDA 13.0, both arches (x86_64 native, aarch64 emulated)."""
+    from toolkit import wheels
+
+    dist = tmp_path_factory.mktemp("dist")
+    plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",)))
+    records = wheels.build(repo_matrix, plan, REPO, dist)
+    return dist, {r["id"]: r for r in records}

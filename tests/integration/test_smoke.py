@@ -1,0 +1,88 @@
+"""Smoke tests of built wheels: containers per arch and Python, the host, and broken artifacts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import pytest
+
+from toolkit import cli, hostinfo, smoke
+from toolkit.manifest import Manifest
+from toolkit.plan import Selection, make_plan
+from toolkit.wheels import sha256
+
+pytestmark = pytest.mark.integration
+
+
+def _smoke(repo_matrix, dist, *, host=False, arch=None):
+    selection = Selection(cuda=("13.0",), framework=("none",), arch=(arch,) if arch else ())
+    return smoke.smoke(repo_matrix, make_plan(repo_matrix, selection), dist, host=host)
+
+
+def test_wheels_pass_in_containers_per_arch_and_python(built_wheels, repo_matrix, capsys):
+    dist, _ = built_wheels
+    assert cli.main(["smoke", "--cuda", "13.0", "--framework", "none", "--dist", str(dist)]) == 0
+    table = capsys.readouterr().out
+    print(table)
+    runs = Manifest(dist / "manifest.json").data["artifacts"]
+    for artifact_id, arch in (("wheel:saxpy:cu130:x86_64", "x86_64"), ("wheel:saxpy:cu130:aarch64", "aarch64")):
+        record = runs[artifact_id]["smoke"]
+        assert record["sha256"] == runs[artifact_id]["sha256"]
+        by_python = {r["python"]: r for r in record["runs"]}
+        assert by_python["3.11"]["result"] == by_python["3.13"]["result"] == "pass"
+        assert by_python["3.10"]["result"] == by_python["3.12"]["result"] == "untested"
+        assert f'"machine": "{arch}"' in by_python["3.11"]["detail"]
+        if not hostinfo.gpus():
+            assert by_python["3.11"]["gpu"] == "skipped: no GPU"
+    assert "untested" in table and "pass" in table
+
+
+def _corrupt(dist, artifact_id):
+    """Replace the extension inside the wheel with bytes that are no shared object."""
+    manifest = Manifest(dist / "manifest.json")
+    wheel = dist / manifest.artifact(artifact_id)["file"]
+    broken = wheel.with_suffix(".tmp")
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, b"this is not an ELF file" if info.filename.endswith(".so") else data)
+    broken.replace(wheel)
+    manifest.record(artifact_id, sha256=sha256(wheel))
+
+
+def test_a_wheel_whose_extension_cannot_load_fails(built_wheels, repo_matrix, tmp_path):
+    dist = tmp_path / "dist"
+    shutil.copytree(built_wheels[0], dist)
+    _corrupt(dist, "wheel:saxpy:cu130:x86_64")
+    runs = _smoke(repo_matrix, dist, arch="x86_64")
+    failed = [r for r in runs if r.result == smoke.FAIL]
+    assert failed and all("invalid ELF header" in r.detail or "ImportError" in r.detail for r in failed)
+
+
+def test_a_wheel_for_another_arch_fails(built_wheels, repo_matrix, tmp_path, capsys):
+    dist = tmp_path / "dist"
+    shutil.copytree(built_wheels[0], dist)
+    manifest = Manifest(dist / "manifest.json")
+    arm = manifest.artifact("wheel:saxpy:cu130:aarch64")
+    manifest.record("wheel:saxpy:cu130:x86_64", file=arm["file"], sha256=arm["sha256"])
+    rc = cli.main(["smoke", "--cuda", "13.0", "--framework", "none", "--arch", "x86_64", "--dist", str(dist)])
+    assert rc == 6
+    assert "is not a supported wheel on this platform" in capsys.readouterr().err
+
+
+def test_an_unbuilt_artifact_is_an_error_not_a_pass(repo_matrix, tmp_path):
+    with pytest.raises(smoke.SmokeError, match="not built"):
+        _smoke(repo_matrix, tmp_path)
+
+
+@pytest.mark.gpu
+def test_gpu_kernels_run_on_this_host(built_wheels, repo_matrix):
+    gpus = hostinfo.gpus()
+    if not gpus:
+        pytest.skip("no NVIDIA GPU on this host: the GPU smoke path is skipped, not passed")
+    (run,) = _smoke(repo_matrix, built_wheels[0], host=True, arch="x86_64")
+    assert run.result == smoke.PASS, run.detail
+    report = json.loads(run.detail)
+    assert report["gpu"] == "ran" and report["max_abs_error"] < 1e-5
