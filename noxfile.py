@@ -6,6 +6,8 @@ Arguments after ``--`` go straight to the toolkit command, so
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2025.2.9"
@@ -41,6 +43,37 @@ def engine(session: nox.Session) -> None:
 def doctor(session: nox.Session) -> None:
     """Write the compatibility verification report to build/doctor/."""
     _toolkit(session, "doctor")
+
+
+@nox.session
+def render(session: nox.Session) -> None:
+    """Re-render generated files (`-- --check` fails with a diff on drift instead)."""
+    _toolkit(session, "render")
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build, repair, audit and record the planned wheels (`-- --arch aarch64 --dry-run` …)."""
+    _toolkit(session, "wheels")
+
+
+@nox.session
+def images(session: nox.Session) -> None:
+    """Build the planned images (`-- --framework vllm --push --dry-run` …)."""
+    _toolkit(session, "images")
+
+
+@nox.session
+def audit(session: nox.Session) -> None:
+    """Audit the GPU code of wheels (default: every wheel in dist/)."""
+    session.install(".")
+    session.run("toolkit", "audit", *(session.posargs or [str(p) for p in Path("dist").glob("*.whl")]))
+
+
+@nox.session
+def smoke(session: nox.Session) -> None:
+    """Install and run every built artifact per platform and Python."""
+    _toolkit(session, "smoke")
 
 
 @nox.session

@@ -25,14 +25,15 @@ from .plan import ImageArtifact, Plan
 
 def labels(m: Matrix, image: ImageArtifact, root: Path) -> dict[str, str]:
     """OCI labels plus the CUDA version, GPU archs and framework of the image."""
-    revision = ""
+    revision, created = "", ""
     if tools.which("git"):
-        revision = tools.run(["git", "rev-parse", "HEAD"], cwd=root, capture=True, quiet=True,
-                             check=False).stdout.strip()
+        # The commit's time, not the clock's: an unchanged build then gives the same digest.
+        revision, _, created = tools.run(["git", "log", "-1", "--format=%H %cI"], cwd=root, capture=True,
+                                         quiet=True, check=False).stdout.strip().partition(" ")
     return {"org.opencontainers.image.source": m.project.source,
             "org.opencontainers.image.revision": revision,
             "org.opencontainers.image.version": m.project.version,
-            "org.opencontainers.image.created": now(),
+            "org.opencontainers.image.created": created,
             "org.opencontainers.image.title": f"{m.project.name}-{image.framework}",
             "io.gpu-toolkit.cuda": image.build.cuda,
             "io.gpu-toolkit.gpu-archs": image.build.torch_arch_list,
@@ -61,11 +62,11 @@ def platform_tag(image: ImageArtifact) -> str:
     return f"{image.tag}-{image.build.arch.docker}"
 
 
-def _run_build(argv: list[str], image: ImageArtifact, metadata: Path) -> tuple[float, str]:
+def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path) -> tuple[float, str]:
     started = time.monotonic()
-    step(f"{image.id}: docker buildx build ({image.build.platform})")
+    step(f"{image.id}: docker buildx build ({image.build.platform}), log: {log}")
     try:
-        tools.run(argv, log=metadata.with_suffix(".log"))
+        tools.run(argv, log=log)
     except CommandError as exc:
         raise BuildError(f"{image.id}: {exc}") from None
     digest = json.loads(metadata.read_text()).get("containerimage.digest", "")
@@ -94,7 +95,10 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
             return []
         dist.mkdir(parents=True, exist_ok=True)
         with concurrent.futures.ThreadPoolExecutor(max_workers=2 if parallel else 1) as pool:
-            futures = {pool.submit(_run_build, argv, image, meta): image for image, argv, meta in commands}
+            logs = dist / "logs"
+            logs.mkdir(exist_ok=True)
+            futures = {pool.submit(_run_build, argv, image, meta, logs / f"{image.id.replace(':', '_')}.log"): image
+                       for image, argv, meta in commands}
             for future in concurrent.futures.as_completed(futures):
                 image = futures[future]
                 seconds, digest = future.result()
