@@ -48,3 +48,14 @@ def built_wheels(engine_up, repo_matrix, tmp_path_factory):
     plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",)))
     records = wheels.build(repo_matrix, plan, REPO, dist)
     return dist, {r["id"]: r for r in records}
+
+
+@pytest.fixture(scope="session")
+def built_images(built_wheels, repo_matrix):
+    """`toolkit images --framework none --push` for CUDA 13.0 on both platforms."""
+    from toolkit import images
+
+    dist, _ = built_wheels
+    plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",)))
+    records = images.build(repo_matrix, plan, REPO, dist, push=True)
+    return dist, {r["id"]: r for r in records}

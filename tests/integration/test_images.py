@@ -1,0 +1,107 @@
+"""Framework images: real BuildKit builds, a real registry, and what ends up in the layers."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import tarfile
+
+import docker
+import pytest
+
+from toolkit import images, settings, tools
+from toolkit.engine import credentials
+from toolkit.engine import docker as adapter
+from toolkit.plan import Selection, make_plan
+
+pytestmark = pytest.mark.integration
+
+TAG = "127.0.0.1:5000/gpu-toolkit/none:0.1.0-cu130"
+
+
+def test_multi_arch_tag_holds_both_platforms(built_images):
+    assert sorted(adapter.platforms_of(TAG)) == ["linux/amd64", "linux/arm64"]
+    _, records = built_images
+    assert {r["platform"] for r in records.values()} == {"linux/amd64", "linux/arm64"}
+    assert all(r["digest"].startswith("sha256:") for r in records.values())
+
+
+@pytest.mark.parametrize("platform, machine", [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")])
+def test_each_platform_runs_and_imports_the_wheel(built_images, platform, machine):
+    adapter.pull(TAG, platform=platform, cred=adapter.registry_credential())
+    out = adapter.run(TAG, ["sh", "-c", "uname -m && python -m saxpy --info"], platform=platform)
+    first, rest = out.split("\n", 1)
+    assert first == machine
+    info = json.loads(rest)
+    assert info["version"] == "0.1.0+cu130" and info["machine"] == machine
+
+
+def test_labels_carry_cuda_archs_and_framework(built_images):
+    image = docker.from_env().images.get(TAG)
+    labels = image.labels
+    assert labels["io.gpu-toolkit.cuda"] == "13.0"
+    assert labels["io.gpu-toolkit.gpu-archs"] == "7.5;8.0;8.6;8.9;9.0a;10.0;12.0+PTX"
+    assert labels["io.gpu-toolkit.framework"] == "none"
+    assert labels["org.opencontainers.image.version"] == "0.1.0"
+    assert "TORCH_CUDA_ARCH_LIST=7.5;8.0;8.6;8.9;9.0a;10.0;12.0+PTX" in image.attrs["Config"]["Env"]
+
+
+def _proxy_certificate_line() -> str:
+    """A base64 line of a certificate that is in the host bundle but in no public one."""
+    import certifi
+
+    public = open(certifi.where()).read()
+    bundle = settings.ca_bundle()
+    assert bundle is not None
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----\n(.*?)-----END", bundle.read_text(), re.S)
+    private = [b for b in blocks if b.splitlines()[1] not in public]
+    return (private or blocks)[-1].splitlines()[1]
+
+
+def test_no_credential_or_ca_bundle_in_layers_or_history(built_images, engine_up):
+    needles = [credentials.load(engine_up, "registry").password, credentials.load(engine_up, "index").password,
+               _proxy_certificate_line()]
+    for platform in ("linux/amd64", "linux/arm64"):
+        adapter.pull(TAG, platform=platform, cred=adapter.registry_credential())
+        history = tools.run(["docker", "history", "--no-trunc", TAG], capture=True, quiet=True).stdout
+        saved = subprocess.run(["docker", "save", TAG], capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
+            layers = [outer.extractfile(m).read() for m in outer.getmembers() if m.isfile()]
+        files = []
+        for blob in layers:
+            try:
+                with tarfile.open(fileobj=io.BytesIO(blob)) as layer:
+                    files += [layer.extractfile(m).read() for m in layer.getmembers() if m.isfile()]
+            except tarfile.ReadError:
+                files.append(blob)  # config and manifest JSON
+        assert files and history
+        for needle in needles:
+            assert needle not in history
+            assert not any(needle.encode() in content for content in files), f"secret found in {platform}"
+
+
+def test_an_unchanged_rebuild_comes_from_cache(built_images, repo_matrix, request):
+    dist, records = built_images
+    plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",)))
+    (again,) = images.build(repo_matrix, plan, request.config.rootpath, dist, push=True)
+    assert again["digest"] == records["image:none:cu130:x86_64"]["digest"]
+    log = (dist / "logs" / "image_none_cu130_x86_64.log").read_text()
+    assert "CACHED" in log and "DONE" in log
+
+
+def test_rendered_dockerfiles_pass_hadolint(request):
+    root = request.config.rootpath
+    dockerfiles = sorted((root / "container").glob("Dockerfile.*"))
+    out = subprocess.run(["hadolint", "--config", str(root / ".hadolint.yaml"), *map(str, dockerfiles)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dry_run_prints_commands_and_builds_nothing(repo_matrix, request, tmp_path, capsys):
+    plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("vllm",)))
+    assert images.build(repo_matrix, plan, request.config.rootpath, tmp_path, dry_run=True) == []
+    out = capsys.readouterr().out
+    assert "--build-arg=REQUIREMENTS=vllm==0.32.0" in out and "--platform=linux/arm64" in out
+    assert not (tmp_path / "manifest.json").exists()
