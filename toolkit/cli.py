@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, audit, cuda, doctor, engine, images, render, settings, smoke, wheels
+from . import __version__, audit, cuda, doctor, engine, images, render, settings, smoke, wheels, workflows
 from .console import table
 from .errors import BuildError, ConfigError, EngineError, SmokeError, ToolkitError
 from .matrix import AXES, Matrix, load_matrix, schema
-from .plan import Plan, Selection, make_plan, to_json
+from .plan import Selection, make_plan, to_json
 
 
 def add_selection_args(parser: argparse.ArgumentParser) -> None:
@@ -39,11 +39,6 @@ def matrix_from(args: argparse.Namespace) -> Matrix:
     return load_matrix(settings.matrix_path(args.matrix))
 
 
-def plan_from(args: argparse.Namespace) -> Plan:
-    """Load the matrix and expand the selection the flags ask for."""
-    return make_plan(matrix_from(args), selection_from(args))
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
     plan = make_plan(matrix)
@@ -52,7 +47,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    plan = plan_from(args)
+    matrix = matrix_from(args)
+    plan = make_plan(matrix, selection_from(args))
+    if args.github:
+        print(workflows.github_output(matrix, plan))
+        return 0
     if args.json:
         json.dump(to_json(plan), sys.stdout, indent=2)
         print()
@@ -222,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("validate", cmd_validate, "check matrix.toml and report every problem")
     p = command("plan", cmd_plan, "expand the matrix into artifacts")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--github", action="store_true", help="print job matrices as name=json lines for $GITHUB_OUTPUT")
     add_selection_args(p)
     command("schema", cmd_schema, "print the JSON Schema of matrix.toml")
     p = command("engine", cmd_engine, "bring the local build engine up, report it, or stop it")

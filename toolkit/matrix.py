@@ -200,6 +200,19 @@ _EMPTY: Mapping = types.MappingProxyType({})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Ci:
+    """[ci]: where the rendered GitHub workflows run each part of the plan."""
+
+    runners: Mapping[str, str] = setting(
+        "runners", "CPU architecture -> GitHub runner label that builds natively on it",
+        default=types.MappingProxyType({"x86_64": "ubuntu-24.04", "aarch64": "ubuntu-24.04-arm"}))
+    gpu_runner: tuple[str, ...] = setting("gpu-runner", "Labels of the self-hosted runner with an NVIDIA GPU",
+                                          default=("self-hosted", "linux", "x64", "gpu"))
+    python: str = setting("python", "Python that runs the toolkit in CI", default="3.12",
+                          parse=_python_version, schema={"enum": list(PYTHONS)})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Matrix:
     """matrix.toml: the release matrix and everything needed to build it."""
 
@@ -219,6 +232,7 @@ class Matrix:
         "python-image", "Python version -> public image whose python3 is that version, for smoke tests",
         default=_EMPTY)
     publish: Publish = setting("publish", "Publish targets", default=Publish())
+    ci: Ci = setting("ci", "CI runners for the rendered workflows", default=Ci())
     source: Path = Path("matrix.toml")
 
     def image(self, public: str) -> str:
@@ -265,6 +279,11 @@ def _check(m: Matrix, problems: Problems) -> None:
             if wheel not in m.package:
                 problems.add(f"{where}.wheels[{i}]", f"{wheel!r} is not a [package] table"
                              + suggest(wheel, m.package) + f"; allowed: {allowed_list(m.package)}")
+    archs = [a.value for a in Arch]
+    for arch in m.ci.runners:
+        if arch not in archs:
+            problems.add(key_path("ci.runners", arch), "not an architecture" + suggest(arch, archs)
+                         + f"; allowed: {', '.join(archs)}")
     for version in m.python_image:
         if version not in PYTHONS:
             problems.add(key_path("python-image", version), "not a Python version" + suggest(version, PYTHONS)
