@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, audit, cuda, doctor, engine, images, render, settings, smoke, wheels, workflows
+from . import __version__, audit, cuda, docs, doctor, engine, images, render, settings, smoke, wheels, workflows
 from .console import table
 from .errors import BuildError, ConfigError, EngineError, SmokeError, ToolkitError
 from .matrix import AXES, Matrix, load_matrix, schema
@@ -111,6 +111,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 0
     return ConfigError.exit_code if any(c.name == "matrix" and c.result == doctor.FAIL
                                         for c in report.checks) else 1
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    root = matrix.source.resolve().parent
+    copied = docs.publish_manifest(Path(args.dist), root)
+    changed = render.write(matrix, root)
+    print(f"release manifest: {copied}")
+    print("\n".join(changed) if changed else "generated files are up to date")
+    return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -232,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail when a base image of the selection cannot be made available")
     add_selection_args(p)
+    p = command("docs", cmd_docs, "record the release manifest beside the docs and regenerate the support matrix")
+    p.add_argument("--dist", default="dist", metavar="DIR", help="where the release manifest is")
     p = command("render", cmd_render, "write generated files (Dockerfiles, cibuildwheel configs, workflows, docs)")
     p.add_argument("--check", action="store_true", help="fail with a diff when a committed file differs")
     p = command("wheels", cmd_wheels, "build, repair, audit and record the planned wheels with cibuildwheel")

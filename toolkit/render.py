@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import cuda, workflows
+from . import cuda, docs, workflows
 from .errors import DriftError
 from .matrix import CudaLine, Matrix
 from .plan import cuda_tag
@@ -124,6 +124,7 @@ def outputs(m: Matrix) -> list[Output]:
         rendered.append(Output(path, template, text))
         return text
 
+    render("support-matrix.md.j2", docs.SUPPORT_MATRIX, **docs.context(m, m.source.resolve().parent))
     flows = workflows.context(m)
     render("release.yml.j2", ".github/workflows/release.yml", **flows)
     render("ci.yml.j2", ".github/workflows/ci.yml", **flows)

@@ -20,13 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from . import hostinfo, render, tools
 from .engine import docker
 from .engine.daemon import host_arch
 from .errors import CommandError, EngineError, SmokeError
 from .manifest import Manifest, now
 from .matrix import Matrix
-from .plan import Plan, WheelArtifact
+from .plan import ImageArtifact, Plan, Selection, WheelArtifact, make_plan
 from .wheels import ca_mount
 
 PASS, FAIL, UNTESTED, SKIPPED = "pass", "FAIL", "untested", "skipped"
@@ -146,6 +148,58 @@ def _since(started: float) -> float:
     return round(time.monotonic() - started, 1)
 
 
+def _image_expectations(m: Matrix, image: ImageArtifact) -> tuple[str, str]:
+    """(distribution, version) the image must carry: the pinned requirement, else the project's wheel."""
+    for req in image.requirements:
+        parsed = Requirement(req)
+        pins = [s.version for s in parsed.specifier if s.operator == "=="]
+        if pins:
+            return parsed.name, pins[0]
+    for w in image.wheels:
+        wheel = next(x for x in plan_wheels(m, image) if x.id == w)
+        return wheel.package, wheel.version
+    return "", ""
+
+
+def plan_wheels(m: Matrix, image: ImageArtifact) -> tuple[WheelArtifact, ...]:
+    """The wheel artifacts an image contains."""
+    return tuple(w for w in make_plan(m, Selection(cuda=(image.build.cuda,), arch=(image.build.arch.value,),
+                                                   framework=(image.framework,))).wheels if w.id in image.wheels)
+
+
+def _image_script(image: ImageArtifact, distribution: str) -> str:
+    probe = ("import importlib.metadata as md, os, platform; print(platform.machine()); "
+             "print(os.environ.get('TORCH_CUDA_ARCH_LIST', '')); "
+             f"print(md.version({distribution!r}) if {bool(distribution)} else '')")
+    steps = [f"python -c {shlex.quote(probe)}"]
+    if image.module:
+        steps.append(f"python -c {shlex.quote(f'import {image.module}')}")
+    return " && ".join(steps + ([shlex.join(image.smoke)] if image.smoke else []))
+
+
+def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
+    distribution, version = _image_expectations(m, image)
+    started = time.monotonic()
+    ref = record["platform_tag"]
+    try:
+        if record.get("pushed"):
+            docker.pull(ref, platform=image.build.platform, cred=docker.registry_credential())
+        out = docker.run(ref, ["sh", "-c", _image_script(image, distribution)], platform=image.build.platform,
+                         **docker.gpu_options(gpu))
+        machine, arch_list, found, *rest = out.splitlines() + ["", "", ""]
+        problems = [f"{what}: got {got!r}, expected {want!r}" for what, got, want in (
+            ("uname -m", machine, image.build.arch.value),
+            ("TORCH_CUDA_ARCH_LIST", arch_list, image.build.torch_arch_list),
+            (f"{distribution} version", found, version)) if got != want]
+        result = FAIL if problems else PASS
+        detail = "; ".join(problems) or " ".join(" ".join(rest).split())[-300:] or f"{distribution} {found}"
+    except (CommandError, EngineError) as exc:
+        result, detail = FAIL, str(exc)[-600:]
+    return Run(artifact=image.id, platform=image.build.platform, python="-", where="container", result=result,
+               gpu="skipped: no GPU" if not gpu else "ran with --gpus all" if docker.gpu_options(gpu) else
+               "no NVIDIA container runtime", seconds=_since(started), detail=detail)
+
+
 def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False) -> list[Run]:
     """Smoke-test every wheel of ``plan`` that the manifest says was built; record and return the runs."""
     manifest = Manifest(dist / "manifest.json")
@@ -167,7 +221,15 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False) -> list[Run]
                      Run(artifact=w.id, platform=w.build.platform, python=p, where="", result=UNTESTED,
                          gpu="-", seconds=0.0, detail="no [python-image] for this Python")
                      for p in w.pythons]
-        manifest.record(w.id, smoke={"sha256": record["sha256"], "at": now(),
+        manifest.record(w.id, smoke={"sha256": record["sha256"], "at": now(), "host": host_arch().value,
                                      "runs": [dataclasses.asdict(r) for r in found]})
         runs += found
+    for image in () if host else plan.images:
+        record = manifest.data["artifacts"].get(image.id)
+        if not record or not record.get("digest"):
+            raise SmokeError(f"{image.id}: not built (no record in {manifest.path}); run `toolkit images` first")
+        run = _image_run(m, image, record, gpu)
+        manifest.record(image.id, smoke={"sha256": record["digest"], "at": now(), "host": host_arch().value,
+                                         "runs": [dataclasses.asdict(run)]})
+        runs.append(run)
     return runs

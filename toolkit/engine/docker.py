@@ -16,6 +16,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import docker.types
 from packaging.version import Version
 
 from .. import settings, tools
@@ -131,6 +132,13 @@ def ensure_image(image: str, platforms: list[str], commands: list[list[str]], *,
             step(f"joining {image}" if "imagetools" in argv else f"building {argv[3].split('=')[1]} of {image}")
             tools.run(argv)
     return True
+
+
+def gpu_options(gpu: bool) -> dict:
+    """``--gpus all`` for containers.run when a GPU and the NVIDIA container runtime are present."""
+    if not gpu or "nvidia" not in client().info().get("Runtimes", {}):
+        return {}
+    return {"device_requests": [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]}
 
 
 def registry_credential() -> Credential:

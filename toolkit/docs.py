@@ -1,0 +1,135 @@
+"""The support matrix: every status derived from matrix.toml and recorded results.
+
+Nothing here is written by hand. A status cell either names the manifest record
+(artifact id, sha256 or digest, smoke run) it comes from, or says *untested*.
+The release manifest of the last real run is committed as RELEASE_MANIFEST so
+that the drift check can re-render the page anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import cuda
+from .matrix import Matrix, exclusions
+from .plan import Plan, Selection, cuda_tag, make_plan
+
+RELEASE_MANIFEST = "docs/verification/release-manifest.json"
+SUPPORT_MATRIX = "docs/support-matrix.md"
+
+
+def load_records(root: Path) -> dict[str, dict[str, Any]]:
+    """The committed release manifest's artifact records (empty before any release)."""
+    path = root / RELEASE_MANIFEST
+    return json.loads(path.read_text())["artifacts"] if path.exists() else {}
+
+
+def publish_manifest(dist: Path, root: Path) -> Path:
+    """Copy the release manifest of a real run next to the docs it feeds."""
+    target = root / RELEASE_MANIFEST
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(dist / "manifest.json", target)
+    return target
+
+
+def _passes(record: dict) -> list[dict]:
+    smoke = record.get("smoke") or {}
+    valid = smoke.get("sha256") in (record.get("sha256"), record.get("digest"))
+    return [r for r in smoke.get("runs", []) if r["result"] == "pass"] if valid else []
+
+
+def _arch_status(arch: str, records: Iterable[tuple[str, dict]]) -> tuple[str, str]:
+    native, emulated = [], []
+    for artifact_id, record in records:
+        if not artifact_id.endswith(f":{arch}"):
+            continue
+        for run in _passes(record):
+            host = record["smoke"].get("host")
+            (native if host == arch else emulated).append(f"`{artifact_id}` on Python {run['python']}")
+    if native:
+        return "Supported", "built and smoke-tested natively: " + ", ".join(native)
+    if emulated:
+        return "Experimental", "smoke-tested only under emulation: " + ", ".join(emulated)
+    return "Untested", "no passing smoke record"
+
+
+def _gpu_rows(m: Matrix, records: dict[str, dict]) -> list[list[str]]:
+    audited = {}
+    for artifact_id, record in records.items():
+        for obj in (record.get("audit") or {}).get("objects", []):
+            audited.setdefault(record.get("cuda"), set()).update(obj["sass"])
+    gpu_runs = [r for rec in records.values() for r in _passes(rec) if r.get("gpu", "").startswith(("NVIDIA", "ran"))]
+    rows = []
+    for family in dict.fromkeys(t.family for line in m.cuda.values() for t in line.archs):
+        cells = [family]
+        for version in m.axes.cuda:
+            targets = [t for t in m.cuda[version].archs if t.family == family]
+            if not targets:
+                cells.append("—")
+                continue
+            sms = ", ".join(f"sm_{t.sm}" + (" +PTX" if t.ptx else "") for t in targets)
+            built = all(t.sm in audited.get(version, ()) for t in targets)
+            cells.append(f"{sms}: {'SASS audited in built wheels' if built else 'planned, untested'}")
+        tested = [r["gpu"] for r in gpu_runs if family in r["gpu"]]
+        cells.append(tested[0] if tested else "untested on a GPU")
+        rows.append(cells)
+    return rows
+
+
+def _artifact_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
+    rows = []
+    for artifact in plan.artifacts:
+        record = records.get(artifact.id)
+        if not record:
+            rows.append([f"`{artifact.id}`", artifact.build.platform, "not built", "untested"])
+            continue
+        built = record.get("file") or record.get("platform_tag", "")
+        ident = (record.get("sha256") or record.get("digest") or "")[:19]
+        runs = (record.get("smoke") or {}).get("runs", [])
+        results = ", ".join(f"{r['python']}: {r['result']}" for r in runs) if runs else "untested"
+        if runs and not _passes(record) and all(r["result"] != "pass" for r in runs):
+            results += " (no pass)"
+        rows.append([f"`{artifact.id}`", artifact.build.platform, f"`{built}` ({ident})", results])
+    return rows
+
+
+def context(m: Matrix, root: Path) -> dict[str, object]:
+    """Everything the support-matrix template prints."""
+    records = load_records(root)
+    plan = make_plan(m, Selection())
+    smoked = [rec["smoke"]["at"] for rec in records.values() if rec.get("smoke")]
+    wheel_files = [rec["file"] for rec in records.values() if rec.get("kind") == "wheel"]
+    return {
+        "project": m.project, "matrix_version": m.project.version,
+        "last_verified": max(smoked)[:10] if smoked else "never",
+        "archs": [[f"**{a.value}**", *_arch_status(a.value, records.items())] for a in m.axes.arch],
+        "cuda_versions": list(m.axes.cuda),
+        "gpu_rows": _gpu_rows(m, records),
+        "platform_tags": sorted({f.rsplit("-", 1)[1].removesuffix(".whl") for f in wheel_files}),
+        "cuda_rows": [[v, m.cuda[v].toolchain.value, cuda.torch_arch_list(m.cuda[v].archs),
+                       m.cuda[v].local_version or "—", f"`{m.cuda[v].build_image}`", f"`{m.cuda[v].runtime_image}`"]
+                      for v in m.axes.cuda],
+        "framework_rows": [[n, ", ".join(f"`{r}`" for r in m.framework[n].requirements) or "—",
+                            ", ".join(m.framework[n].wheels) or "—",
+                            ", ".join(a.value for a in m.framework[n].arch) or "all",
+                            ", ".join(m.framework[n].cuda) or "all"] for n in m.axes.framework],
+        "python_versions": ", ".join(m.axes.python),
+        "artifact_rows": _artifact_rows(plan, records),
+        "install": _install_lines(m, plan, records),
+        "excluded": [[" ".join(f"{k}={v}" for k, v in r.values().items()), r.reason] for r in exclusions(m)],
+        "manifest_path": RELEASE_MANIFEST,
+    }
+
+
+def _install_lines(m: Matrix, plan: Plan, records: dict[str, dict]) -> list[str]:
+    lines = []
+    for w in plan.wheels:
+        if w.id in records and _passes(records[w.id]):
+            lines.append(f"pip install --index-url {m.publish.index_url.rstrip('/')}/simple/ "
+                         f"'{w.package}=={w.version}'  # {w.build.platform}, {cuda_tag(w.build.cuda)}")
+    lines += [f"docker pull {tag}" for tag in dict.fromkeys(i.tag for i in plan.images if i.id in records)]
+    return list(dict.fromkeys(lines))
