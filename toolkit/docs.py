@@ -59,7 +59,7 @@ def _arch_status(arch: str, records: Iterable[tuple[str, dict]]) -> tuple[str, s
 
 def _gpu_rows(m: Matrix, records: dict[str, dict]) -> list[list[str]]:
     audited = {}
-    for artifact_id, record in records.items():
+    for record in records.values():
         for obj in (record.get("audit") or {}).get("objects", []):
             audited.setdefault(record.get("cuda"), set()).update(obj["sass"])
     gpu_runs = [r for rec in records.values() for r in _passes(rec) if r.get("gpu", "").startswith(("NVIDIA", "ran"))]
@@ -99,8 +99,9 @@ def _artifact_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
 
 def context(m: Matrix, root: Path) -> dict[str, object]:
     """Everything the support-matrix template prints."""
-    records = load_records(root)
     plan = make_plan(m, Selection())
+    planned = {a.id for a in plan.artifacts}
+    records = {k: v for k, v in load_records(root).items() if k in planned}
     smoked = [rec["smoke"]["at"] for rec in records.values() if rec.get("smoke")]
     wheel_files = [rec["file"] for rec in records.values() if rec.get("kind") == "wheel"]
     return {

@@ -148,7 +148,8 @@ def outputs(m: Matrix) -> list[Output]:
                          toolchain_requirements=" ".join(line.toolchain_requirements))
         render("cibuildwheel.toml.j2", cibuildwheel_config(version), cuda=version,
                build=f"{_python_tag(line.builder_python).split('-')[0]}-*",
-               image=builder_image(m, version, builder), environment=_wheel_environment(line))
+               image=builder_image(m, version, builder), environment=_wheel_environment(line),
+               archs=[a.value for a in m.axes.arch])
     return rendered
 
 

@@ -186,7 +186,7 @@ def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
             docker.pull(ref, platform=image.build.platform, cred=docker.registry_credential())
         out = docker.run(ref, ["sh", "-c", _image_script(image, distribution)], platform=image.build.platform,
                          **docker.gpu_options(gpu))
-        machine, arch_list, found, *rest = out.splitlines() + ["", "", ""]
+        machine, arch_list, found, *rest = [*out.splitlines(), "", "", ""]
         problems = [f"{what}: got {got!r}, expected {want!r}" for what, got, want in (
             ("uname -m", machine, image.build.arch.value),
             ("TORCH_CUDA_ARCH_LIST", arch_list, image.build.torch_arch_list),

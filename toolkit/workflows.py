@@ -46,4 +46,6 @@ def context(m: Matrix) -> dict[str, object]:
     """What the workflow templates print: pinned actions, runners, Python, GPU labels."""
     return {"actions": ACTIONS, "python": m.ci.python, "gpu_runner": json.dumps(list(m.ci.gpu_runner)),
             "plan_runner": m.ci.runners.get("x86_64") or next(iter(m.ci.runners.values())),
-            "has_gpu_arch": "x86_64" in (a.value for a in m.axes.arch)}
+            "has_gpu_arch": "x86_64" in (a.value for a in m.axes.arch),
+            "native_runners": ", ".join(f"{a.value} on {m.ci.runners.get(a.value, '(no runner)')}"
+                                        for a in m.axes.arch)}

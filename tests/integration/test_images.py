@@ -121,3 +121,13 @@ def test_vllm_image_has_the_version_the_matrix_asks_for(engine_up, repo_matrix, 
     out = adapter.run(record["platform_tag"], ["python", "-c", "import vllm; print(vllm.__version__)"],
                       platform="linux/amd64")
     assert out.strip().splitlines()[-1] == wanted
+
+
+def test_image_smoke_checks_arch_arch_list_and_version(built_images, repo_matrix):
+    from toolkit import smoke
+
+    dist, _ = built_images
+    plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",)))
+    runs = [r for r in smoke.smoke(repo_matrix, plan, dist) if r.artifact.startswith("image:")]
+    assert {(r.platform, r.result) for r in runs} == {("linux/amd64", "pass"), ("linux/arm64", "pass")}
+    assert all('"version": "0.1.0+cu130"' in r.detail for r in runs)
