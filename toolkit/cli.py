@@ -13,9 +13,23 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, audit, cuda, docs, doctor, engine, images, render, settings, smoke, wheels, workflows
+from . import (
+    __version__,
+    audit,
+    cuda,
+    docs,
+    doctor,
+    engine,
+    images,
+    publish,
+    render,
+    settings,
+    smoke,
+    wheels,
+    workflows,
+)
 from .console import table
-from .errors import BuildError, ConfigError, EngineError, SmokeError, ToolkitError
+from .errors import BuildError, ConfigError, EngineError, PublishError, SmokeError, ToolkitError
 from .matrix import AXES, Matrix, load_matrix, schema
 from .plan import Selection, make_plan, to_json
 
@@ -194,6 +208,25 @@ def cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    plan = make_plan(matrix, selection_from(args))
+    dist = Path(args.dist)
+    send = args.yes and not args.dry_run
+    decided = publish.publish(matrix, plan, dist, yes=send)
+    print(table(("artifact", "target", "action", "detail"),
+                [(a.artifact, a.target, a.action, a.detail) for a in decided]))
+    if not send:
+        print("\ndry run: nothing was sent (pass --yes to publish)")
+        return 0
+    problems = publish.verify(matrix, plan, dist)
+    if problems:
+        raise PublishError(problems)
+    print(f"\nverified as a client: {len(plan.wheels)} wheel(s) from the index, "
+          f"{len({i.tag for i in plan.images})} image tag(s) from the registry; SHA256SUMS, sbom.cdx.json in {dist}")
+    return 0
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
     plan = make_plan(matrix, selection_from(args))
@@ -263,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequential", action="store_true", help="build the platforms of a tag one after another")
     p.add_argument("--dist", default="dist", metavar="DIR", help="wheel directory (the build context)")
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
+    add_selection_args(p)
+    p = command("publish", cmd_publish, "publish smoke-tested wheels and images (a dry run unless --yes)")
+    p.add_argument("--yes", action="store_true", help="really send (CI passes this)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be uploaded, skipped and refused")
+    p.add_argument("--dist", default="dist", metavar="DIR", help="where the artifacts and manifest are")
     add_selection_args(p)
     p = command("smoke", cmd_smoke, "install and run every built artifact per platform and Python")
     p.add_argument("--artifact", action="append", default=[], metavar="ID", help="only this artifact (repeatable)")

@@ -15,17 +15,18 @@ class ToolkitError(Exception):
     exit_code = 1
 
 
-class ConfigError(ToolkitError):
-    """Bad input: a matrix file, a CLI filter or an environment variable.
-
-    Holds one message per problem so that a user fixes them all in one pass.
-    """
-
-    exit_code = 2
+class ProblemsError(ToolkitError):
+    """Holds one message per problem so that a user fixes them all in one pass."""
 
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(self.problems))
+
+
+class ConfigError(ProblemsError):
+    """Bad input: a matrix file, a CLI filter or an environment variable."""
+
+    exit_code = 2
 
 
 class CommandError(ToolkitError):
@@ -52,8 +53,8 @@ class SmokeError(ToolkitError):
     exit_code = 6
 
 
-class PublishError(ToolkitError):
-    """A publish gate failed or a target refused an upload."""
+class PublishError(ProblemsError):
+    """A publish gate failed or a target refused an upload; nothing more is sent."""
 
     exit_code = 7
 

@@ -114,9 +114,14 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
 
 
 def _join(plan: Plan, manifest: Manifest) -> None:
-    """One manifest list per tag, from the per-platform digests."""
+    """One manifest list per tag, from every pushed platform the manifest records for it.
+
+    A build of one platform must not drop the others from the multi-arch tag.
+    """
     for tag in dict.fromkeys(i.tag for i in plan.images):
         repo = tag.rsplit(":", 1)[0]
-        refs = [f"{repo}@{manifest.artifact(i.id)['digest']}" for i in plan.images if i.tag == tag]
+        digests = {r["platform"]: r["digest"] for r in manifest.data["artifacts"].values()
+                   if r.get("kind") == "image" and r.get("tag") == tag and r.get("pushed")}
+        refs = [f"{repo}@{digest}" for _, digest in sorted(digests.items())]
         step(f"joining {tag} from {len(refs)} platform(s)")
         tools.run(["docker", "buildx", "imagetools", "create", f"--tag={tag}", *refs])

@@ -1,0 +1,334 @@
+"""``toolkit publish``: gated, idempotent and retrying uploads of wheels and images.
+
+Gates run before anything is sent and list every problem. Each artifact is then
+compared with what its target already holds: the same content is skipped, other
+content under the same name is refused (never overwritten), and only what is
+missing is sent, so a re-run finishes an interrupted release without duplicates.
+Connection errors and 5xx answers are retried with backoff; an auth failure stops
+at once and names the target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from . import tools
+from .engine import credentials, docker
+from .engine.daemon import host_arch
+from .errors import CommandError, PublishError
+from .manifest import Manifest, now
+from .matrix import Matrix
+from .plan import ImageArtifact, Plan, WheelArtifact
+from .settings import state_dir
+from .wheels import sha256
+
+UPLOAD, SKIP, REFUSE = "upload", "skip (already published)", "REFUSE"
+_OCI_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_ATTEMPTS = 4
+# The host's pip may look into a local wheel folder; a client check must see the index alone.
+_NO_LOCAL_WHEELS = {"PIP_FIND_LINKS": ""}
+
+
+class TransientError(Exception):
+    """A connection error or a 5xx answer: worth another try."""
+
+
+_retrying = retry(retry=retry_if_exception_type(TransientError), stop=stop_after_attempt(_ATTEMPTS),
+                  wait=wait_exponential(multiplier=0.5, max=4), reraise=True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Action:
+    """What publish does (or would do) with one artifact."""
+
+    artifact: str
+    target: str
+    action: str
+    detail: str
+
+
+def _smoke_passed(record: dict, ident: str) -> bool:
+    smoke = record.get("smoke") or {}
+    results = [r["result"] for r in smoke.get("runs", [])]
+    return smoke.get("sha256") == ident and "pass" in results and "FAIL" not in results
+
+
+def gates(plan: Plan, dist: Path, manifest: Manifest) -> list[str]:
+    """Every reason not to publish; empty when all gates pass."""
+    problems = []
+    for a in plan.artifacts:
+        record = manifest.data["artifacts"].get(a.id)
+        ident = (record or {}).get("sha256" if isinstance(a, WheelArtifact) else "digest")
+        if not record or not ident:
+            problems.append(f"{a.id}: not built (no manifest record)")
+        elif not _smoke_passed(record, ident):
+            problems.append(f"{a.id}: no passing smoke record for {ident[:19]}")
+        elif isinstance(a, WheelArtifact):
+            problems += _wheel_gates(a, dist / record["file"], record)
+        else:
+            problems += _image_gates(a, record)
+    return problems
+
+
+def _wheel_gates(w: WheelArtifact, path: Path, record: dict) -> list[str]:
+    if not path.exists():
+        return [f"{w.id}: {path} is missing"]
+    problems = [] if sha256(path) == record["sha256"] else [f"{w.id}: {path.name} changed since it was smoke-tested"]
+    try:
+        Version(w.version)
+    except InvalidVersion:
+        problems.append(f"{w.id}: {w.version!r} is not a PEP 440 version")
+    check = tools.run([sys.executable, "-m", "twine", "check", "--strict", path], capture=True, check=False,
+                      quiet=True)
+    if check.returncode != 0:
+        problems.append(f"{w.id}: twine check failed: {check.stdout.strip()[-300:]}")
+    return problems
+
+
+def _image_gates(image: ImageArtifact, record: dict) -> list[str]:
+    repo, _, tag = image.tag.rpartition(":")
+    problems = [] if repo and _OCI_TAG.match(tag) else [f"{image.id}: {image.tag!r} is not a valid OCI reference"]
+    if not record.get("pushed"):
+        problems.append(f"{image.id}: built without --push, so no registry holds its digest; "
+                        "run `toolkit images --push` first")
+    return problems
+
+
+def write_sha256sums(dist: Path, files: list[Path]) -> Path:
+    """Write SHA256SUMS for ``files`` and verify it by reading every file again."""
+    sums = dist / "SHA256SUMS"
+    sums.write_text("".join(f"{sha256(f)}  {f.name}\n" for f in sorted(files)))
+    for line in sums.read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        if sha256(dist / name) != digest:
+            raise PublishError([f"SHA256SUMS: {name} does not match its own sum"])
+    return sums
+
+
+@_retrying
+def _index_files(index_url: str, project: str) -> dict[str, str]:
+    """filename -> sha256 of what the index holds for ``project`` (anonymous read)."""
+    url = f"{index_url.rstrip('/')}/simple/{canonicalize_name(project)}/"
+    try:
+        with urllib.request.urlopen(url, timeout=20) as answer:
+            page = answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return {}
+        if exc.code >= 500:
+            raise TransientError(f"{url}: HTTP {exc.code}") from None
+        raise PublishError([f"the index {index_url} answered HTTP {exc.code} to {url}"]) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise TransientError(f"{url}: {exc}") from None
+    return dict((name, digest) for digest, name in re.findall(r'#sha256=([0-9a-f]{64})"[^>]*>([^<]+)<', page))
+
+
+def _wheel_action(w: WheelArtifact, record: dict, index_url: str) -> Action:
+    held = _index_files(index_url, w.package).get(record["file"])
+    if held is None:
+        return Action(artifact=w.id, target=index_url, action=UPLOAD, detail=record["file"])
+    if held == record["sha256"]:
+        return Action(artifact=w.id, target=index_url, action=SKIP, detail=record["file"])
+    return Action(artifact=w.id, target=index_url, action=REFUSE,
+                  detail=f"{record['file']} is already there with sha256 {held[:16]}, not {record['sha256'][:16]}")
+
+
+def floating_tag(image: ImageArtifact) -> str:
+    """The moving release tag of an image's CUDA line (``…/none:cu130``)."""
+    repo, _, version_tag = image.tag.rpartition(":")
+    return f"{repo}:{version_tag.rsplit('-', 1)[-1]}"
+
+
+def _image_action(image: ImageArtifact, records: list[dict]) -> Action:
+    """The immutable version tag may be created, never moved; the floating tag follows releases."""
+    wanted = sorted(r["digest"] for r in records)
+    target = image.tag.split("/")[0]
+    held = _registry_digests(image.tag)
+    if held is not None and sorted(held) != wanted:
+        return Action(artifact=image.tag, target=target, action=REFUSE,
+                      detail=f"{image.tag} already points at {', '.join(h[:19] for h in held)}")
+    if held is not None and sorted(_registry_digests(floating_tag(image)) or []) == wanted:
+        return Action(artifact=image.tag, target=target, action=SKIP, detail=f"{image.tag}, {floating_tag(image)}")
+    return Action(artifact=image.tag, target=target, action=UPLOAD,
+                  detail=f"{floating_tag(image)} -> {', '.join(w[:19] for w in wanted)}")
+
+
+@_retrying
+def _registry_digests(ref: str) -> list[str] | None:
+    proc = tools.run(["docker", "buildx", "imagetools", "inspect", "--raw", ref], capture=True, check=False,
+                     quiet=True)
+    if proc.returncode == 0:
+        return [m["digest"] for m in json.loads(proc.stdout).get("manifests", [])]
+    text = proc.stderr + proc.stdout
+    if "not found" in text or "MANIFEST_UNKNOWN" in text:
+        return None
+    if re.search(r"\b(401|403)\b|unauthorized|authentication required", text):
+        raise PublishError([f"the registry refused the credentials for {ref}"])
+    raise TransientError(f"{ref}: {text.strip()[-200:]}")
+
+
+def actions(m: Matrix, plan: Plan, manifest: Manifest) -> list[Action]:
+    """Upload, skip or refuse, for every wheel file and every image tag of the plan."""
+    found = [_wheel_action(w, manifest.artifact(w.id), m.publish.index_url) for w in plan.wheels]
+    for tag in dict.fromkeys(i.tag for i in plan.images):
+        members = [i for i in plan.images if i.tag == tag]
+        found.append(_image_action(members[0], [manifest.artifact(i.id) for i in members]))
+    return found
+
+
+@_retrying
+def _twine_upload(path: Path, index_url: str, cred: credentials.Credential) -> None:
+    env = {"TWINE_USERNAME": cred.username, "TWINE_PASSWORD": cred.password, "TWINE_NON_INTERACTIVE": "1"}
+    proc = tools.run([sys.executable, "-m", "twine", "upload", "--disable-progress-bar", "--repository-url",
+                      index_url, path], env=env, capture=True, check=False)
+    text = proc.stdout + proc.stderr
+    if proc.returncode == 0:
+        return
+    if re.search(r"\b(401|403)\b", text):
+        raise PublishError([f"the index {index_url} refused the credentials (HTTP 401/403) for {path.name}"])
+    if re.search(r"\b5\d\d\b|Connection|Max retries|timed out", text):
+        raise TransientError(f"{index_url}: {tools.mask(text.strip()[-200:])}")
+    raise PublishError([f"uploading {path.name} to {index_url} failed: {tools.mask(text.strip()[-300:])}"])
+
+
+@_retrying
+def _imagetools_create(tag: str, refs: list[str]) -> None:
+    try:
+        tools.run(["docker", "buildx", "imagetools", "create", f"--tag={tag}", *refs], capture=True)
+    except CommandError as exc:
+        if re.search(r"\b(401|403)\b|unauthorized", str(exc)):
+            raise PublishError([f"the registry refused the credentials for {tag}"]) from None
+        raise TransientError(str(exc)) from None
+
+
+def _index_credential() -> credentials.Credential:
+    return credentials.load(state_dir(), "index")
+
+
+def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool) -> list[Action]:
+    """Check the gates, decide per artifact, and (with ``yes``) send what is missing."""
+    manifest = Manifest(dist / "manifest.json")
+    problems = gates(plan, dist, manifest)
+    if problems:
+        raise PublishError(problems)
+    files = [dist / manifest.artifact(w.id)["file"] for w in plan.wheels]
+    write_sha256sums(dist, files)
+    decided = actions(m, plan, manifest)
+    refused = [a for a in decided if a.action == REFUSE]
+    if refused:
+        raise PublishError([f"{a.artifact}: refused: {a.detail}" for a in refused])
+    if not yes:
+        return decided
+    if plan.images:
+        docker.login(m.publish.image_repository.split("/")[0], docker.registry_credential())
+    cred = _index_credential()
+    for a in decided:
+        if a.action != UPLOAD:
+            continue
+        if a.artifact.startswith("wheel:"):
+            record = manifest.artifact(a.artifact)
+            _twine_upload(dist / record["file"], m.publish.index_url, cred)
+            manifest.record(a.artifact, published={"index": m.publish.index_url, "sha256": record["sha256"],
+                                                   "at": now()})
+        else:
+            members = [i for i in plan.images if i.tag == a.artifact]
+            repo = a.artifact.rsplit(":", 1)[0]
+            refs = [f"{repo}@{manifest.artifact(i.id)['digest']}" for i in members]
+            floating = floating_tag(members[0])
+            if _registry_digests(a.artifact) is None:
+                _imagetools_create(a.artifact, refs)
+            _imagetools_create(floating, refs)
+            for i in members:
+                manifest.record(i.id, published={"tags": [a.artifact, floating], "at": now(),
+                                                 "digest": manifest.artifact(i.id)["digest"]})
+    write_sbom(m, plan, manifest, dist)
+    _publish_metadata(m, dist)
+    return decided
+
+
+def _publish_metadata(m: Matrix, dist: Path) -> str:
+    """Push the release manifest, SHA256SUMS and SBOM beside the images, as a small OCI image."""
+    image = f"{m.publish.image_repository}/release-metadata:{m.project.version}"
+    with tempfile.TemporaryDirectory(prefix="release-") as tmp:
+        context = Path(tmp)
+        for name in ("manifest.json", "SHA256SUMS", "sbom.cdx.json"):
+            (context / name).write_bytes((dist / name).read_bytes())
+        (context / "Dockerfile").write_text("FROM scratch\nCOPY manifest.json SHA256SUMS sbom.cdx.json /release/\n")
+        (command, _) = docker.build_commands(dockerfile=context / "Dockerfile", image=image,
+                                             platforms=["linux/amd64"])
+        tools.run([*command[:-3], f"--tag={image}", "--push", str(context)], capture=True)
+    return image
+
+
+def write_sbom(m: Matrix, plan: Plan, manifest: Manifest, dist: Path) -> Path:
+    """A CycloneDX 1.5 SBOM of the released wheels and images."""
+    components = []
+    for w in plan.wheels:
+        record = manifest.artifact(w.id)
+        components.append({"type": "library", "name": w.package, "version": w.version,
+                           "purl": f"pkg:pypi/{w.package}@{w.version.replace('+', '%2B')}?file={record['file']}",
+                           "hashes": [{"alg": "SHA-256", "content": record["sha256"]}]})
+    for i in plan.images:
+        digest = manifest.artifact(i.id).get("digest", "")
+        components.append({"type": "container", "name": i.tag, "version": m.project.version,
+                           "purl": f"pkg:oci/{i.framework}@{digest.replace(':', '%3A')}?repository_url="
+                                   f"{i.tag.rsplit(':', 1)[0]}&platform={i.build.platform.replace('/', '%2F')}",
+                           "hashes": [{"alg": "SHA-256", "content": digest.removeprefix("sha256:")}]})
+    sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "serialNumber": f"urn:uuid:{uuid.uuid4()}",
+            "version": 1, "metadata": {"timestamp": now(), "component": {
+                "type": "application", "name": m.project.name, "version": m.project.version}},
+            "components": components}
+    path = dist / "sbom.cdx.json"
+    path.write_text(json.dumps(sbom, indent=2) + "\n")
+    return path
+
+
+def _install_in_clean_venv(w: WheelArtifact, index: list[str], venv: Path) -> list[str]:
+    """``pip install NAME==VERSION`` from the index into a fresh venv, then import it."""
+    tools.run([sys.executable, "-m", "venv", "--clear", venv], quiet=True)
+    steps = [[venv / "bin" / "pip", "install", "--quiet", "--no-cache-dir", *index, f"{w.package}=={w.version}"],
+             [venv / "bin" / "python", "-c", f"import {w.package.replace('-', '_')}"]]
+    for argv in steps:
+        proc = tools.run(argv, capture=True, check=False, env=_NO_LOCAL_WHEELS)
+        if proc.returncode != 0:
+            return [f"{w.id}: {' '.join(map(str, argv[1:3]))} failed in a clean venv: {proc.stderr.strip()[-200:]}"]
+    return []
+
+
+def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
+    """Fetch every published artifact as a client would and compare it with the manifest."""
+    manifest = Manifest(dist / "manifest.json")
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
+        for w in plan.wheels:
+            record = manifest.artifact(w.id)
+            platform_tag = record["file"].rsplit("-", 1)[1].removesuffix(".whl")
+            target = Path(tmp) / w.id.replace(":", "_")
+            index = ["--index-url", f"{m.publish.index_url.rstrip('/')}/simple/"]
+            proc = tools.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                              f"--platform={platform_tag}", "--python-version=3.11", *index, "-d", target,
+                              f"{w.package}=={w.version}"], capture=True, check=False, env=_NO_LOCAL_WHEELS)
+            got = next(iter(target.glob("*.whl")), None)
+            if proc.returncode != 0 or got is None or sha256(got) != record["sha256"]:
+                problems.append(f"{w.id}: pip download from the index did not return the published file "
+                                f"({proc.stderr.strip()[-200:]})")
+            elif w.build.arch is host_arch():
+                problems += _install_in_clean_venv(w, index, Path(tmp) / "venv")
+    for tag in dict.fromkeys(i.tag for i in plan.images):
+        held = sorted(_registry_digests(tag) or [])
+        wanted = sorted(manifest.artifact(i.id)["digest"] for i in plan.images if i.tag == tag)
+        if held != wanted:
+            problems.append(f"{tag}: the registry holds {held}, the manifest records {wanted}")
+    return problems
