@@ -190,10 +190,11 @@ def actions(m: Matrix, plan: Plan, manifest: Manifest) -> list[Action]:
 
 @_retrying
 def _twine_upload(path: Path, index_url: str, cred: credentials.Credential) -> None:
-    env = {"TWINE_USERNAME": cred.username, "TWINE_PASSWORD": cred.password, "TWINE_NON_INTERACTIVE": "1"}
+    env = {"TWINE_USERNAME": cred.username, "TWINE_PASSWORD": cred.password, "TWINE_NON_INTERACTIVE": "1",
+           "NO_COLOR": "1"}
     proc = tools.run([sys.executable, "-m", "twine", "upload", "--disable-progress-bar", "--repository-url",
                       index_url, path], env=env, capture=True, check=False)
-    text = proc.stdout + proc.stderr
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr).split())
     if proc.returncode == 0:
         return
     if re.search(r"\b(401|403)\b", text):
@@ -231,6 +232,17 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool) -> list[Action]:
         raise PublishError([f"{a.artifact}: refused: {a.detail}" for a in refused])
     if not yes:
         return decided
+    try:
+        _send(m, plan, dist, manifest, decided)
+    except TransientError as exc:
+        raise PublishError([f"gave up after {_ATTEMPTS} tries: {exc}; what was sent is recorded, "
+                            "so a re-run sends only the rest"]) from None
+    write_sbom(m, plan, manifest, dist)
+    _publish_metadata(m, dist)
+    return decided
+
+
+def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[Action]) -> None:
     if plan.images:
         docker.login(m.publish.image_repository.split("/")[0], docker.registry_credential())
     cred = _index_credential()
@@ -253,9 +265,6 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool) -> list[Action]:
             for i in members:
                 manifest.record(i.id, published={"tags": [a.artifact, floating], "at": now(),
                                                  "digest": manifest.artifact(i.id)["digest"]})
-    write_sbom(m, plan, manifest, dist)
-    _publish_metadata(m, dist)
-    return decided
 
 
 def _publish_metadata(m: Matrix, dist: Path) -> str:
