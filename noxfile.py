@@ -77,6 +77,24 @@ def smoke(session: nox.Session) -> None:
 
 
 @nox.session
+def publish(session: nox.Session) -> None:
+    """Publish smoke-tested artifacts (a dry run unless `-- --yes`)."""
+    _toolkit(session, "publish")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Record the release manifest beside the docs and regenerate the support matrix."""
+    _toolkit(session, "docs")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The whole release on the local defaults, end to end (the README's main command)."""
+    _toolkit(session, "demo")
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests (not the slow ones); pytest args after --."""
     session.install(*TEST_EXTRAS)

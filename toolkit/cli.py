@@ -17,6 +17,7 @@ from . import (
     __version__,
     audit,
     cuda,
+    demo,
     docs,
     doctor,
     engine,
@@ -152,7 +153,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_wheels(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
     records = wheels.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
-                           Path(args.dist), dry_run=args.dry_run)
+                           Path(args.dist), dry_run=args.dry_run, force=args.force)
     if args.json:
         json.dump(records, sys.stdout, indent=2)
         print()
@@ -197,7 +198,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
     records = images.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
                            Path(args.dist), push=args.push, dry_run=args.dry_run, builder=args.builder,
-                           parallel=not args.sequential)
+                           parallel=not args.sequential, force=args.force)
     if args.json:
         json.dump(records, sys.stdout, indent=2)
         print()
@@ -205,6 +206,15 @@ def cmd_images(args: argparse.Namespace) -> int:
         print(table(("artifact", "tag", "platform", "seconds", "digest"),
                     [(r["id"], r["platform_tag"], r["platform"], r["build_seconds"], r["digest"][:19])
                      for r in records]))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    selection = selection_from(args)
+    if selection == Selection():
+        selection = Selection(cuda=demo.DEFAULT_CUDA, framework=demo.DEFAULT_FRAMEWORK)
+    print(demo.run(matrix, make_plan(matrix, selection), Path(args.dist)))
     return 0
 
 
@@ -233,7 +243,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     if args.artifact:
         plan = dataclasses.replace(plan, wheels=tuple(w for w in plan.wheels if w.id in args.artifact),
                                    images=tuple(i for i in plan.images if i.id in args.artifact))
-    runs = smoke.smoke(matrix, plan, Path(args.dist), host=args.host)
+    runs = smoke.smoke(matrix, plan, Path(args.dist), host=args.host, force=args.force)
     if args.json:
         json.dump([dataclasses.asdict(r) for r in runs], sys.stdout, indent=2)
         print()
@@ -283,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dist", default="dist", metavar="DIR", help="output directory (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the build commands, build nothing")
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
+    p.add_argument("--force", action="store_true", help="rebuild even what is up to date")
     add_selection_args(p)
     p = command("audit", cmd_audit, "list each wheel's SASS/PTX and fail on a promised arch it lacks")
     p.add_argument("wheels", nargs="+", metavar="WHEEL")
@@ -296,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequential", action="store_true", help="build the platforms of a tag one after another")
     p.add_argument("--dist", default="dist", metavar="DIR", help="wheel directory (the build context)")
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
+    p.add_argument("--force", action="store_true", help="redo it even when it is up to date")
+    add_selection_args(p)
+    p = command("demo", cmd_demo, "the whole release on local defaults: engine, wheels, images, smoke, "
+                "publish, verification, docs (default selection: --cuda 13.0 --framework none)")
+    p.add_argument("--dist", default="dist", metavar="DIR", help="output directory (default: %(default)s)")
     add_selection_args(p)
     p = command("publish", cmd_publish, "publish smoke-tested wheels and images (a dry run unless --yes)")
     p.add_argument("--yes", action="store_true", help="really send (CI passes this)")
@@ -308,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="install host-arch wheels into a fresh venv here instead of containers (GPU hosts)")
     p.add_argument("--dist", default="dist", metavar="DIR", help="where the wheels and manifest are")
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
+    p.add_argument("--force", action="store_true", help="redo it even when it is up to date")
     add_selection_args(p)
     p = command("doctor", cmd_doctor, "write a compatibility verification report (Markdown and JSON)")
     p.add_argument("--output", default="build/doctor", metavar="DIR", help="report directory (default: %(default)s)")

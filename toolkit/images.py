@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import render, tools, wheels
+from . import fingerprint, render, tools, wheels
 from .console import step
 from .errors import BuildError, CommandError
 from .manifest import Manifest, now
@@ -74,19 +74,28 @@ def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path)
 
 
 def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, dry_run: bool = False,
-          builder: str | None = None, parallel: bool = True) -> list[dict]:
-    """Build every planned image (its wheels first when missing); return the manifest records."""
+          builder: str | None = None, parallel: bool = True, force: bool = False) -> list[dict]:
+    """Build every planned image whose inputs changed (its wheels first); return the manifest records."""
     if not plan.images:
         return []
     render.check(m, root)
+    if not dry_run:
+        wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist, force=force)
     manifest = Manifest(dist / "manifest.json")
-    missing = tuple(w for w in plan.wheels if not (dist / manifest.artifact(w.id).get("file", "-")).exists())
-    if missing and not dry_run:
-        wheels.build(m, Plan(wheels=missing, images=()), root, dist)
-        manifest = Manifest(dist / "manifest.json")
-    records = []
+    records, todo = [], []
+    for image in plan.images:
+        fp = fingerprint.image(image, root, [manifest.artifact(w).get("sha256", "") for w in image.wheels])
+        record = manifest.artifact(image.id)
+        if not force and not dry_run and record.get("fingerprint") == fp and record.get("pushed", False) >= push:
+            step(f"{image.id}: up to date ({record['digest'][:19]})")
+            records.append({"id": image.id, **record, "up_to_date": True})
+        else:
+            todo.append((image, fp))
+    if not todo:
+        return sorted(records, key=lambda r: r["id"])
     with tempfile.TemporaryDirectory(prefix="images-") as tmp:
-        jobs = [(image, Path(tmp) / f"{i}.json") for i, image in enumerate(plan.images)]
+        jobs = [(image, Path(tmp) / f"{i}.json") for i, (image, _) in enumerate(todo)]
+        prints = dict((image.id, fp) for image, fp in todo)
         commands = [(image, build_command(m, image, root, dist, meta, push=push, builder=builder), meta)
                     for image, meta in jobs]
         if dry_run:
@@ -103,6 +112,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                 image = futures[future]
                 seconds, digest = future.result()
                 record = {"kind": "image", "tag": image.tag, "platform_tag": platform_tag(image),
+                          "fingerprint": prints[image.id],
                           "platform": image.build.platform, "digest": digest, "pushed": push,
                           "cuda": image.build.cuda, "framework": image.framework, "build_seconds": seconds,
                           "built_at": now(), "wheels": [manifest.artifact(w).get("sha256") for w in image.wheels]}
@@ -123,5 +133,10 @@ def _join(plan: Plan, manifest: Manifest) -> None:
         digests = {r["platform"]: r["digest"] for r in manifest.data["artifacts"].values()
                    if r.get("kind") == "image" and r.get("tag") == tag and r.get("pushed")}
         refs = [f"{repo}@{digest}" for _, digest in sorted(digests.items())]
+        published = [r for r in manifest.data["artifacts"].values()
+                     if r.get("tag") == tag and r.get("published") and r["digest"] != r["published"]["digest"]]
+        if published:
+            raise BuildError(f"{tag} was published with other content; a release tag never moves: "
+                             "bump [project] version to release new images")
         step(f"joining {tag} from {len(refs)} platform(s)")
         tools.run(["docker", "buildx", "imagetools", "create", f"--tag={tag}", *refs])

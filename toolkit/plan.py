@@ -201,10 +201,11 @@ def _image(m: Matrix, name: str, arch: str, version: str,
 
 def to_json(plan: Plan) -> list[dict[str, Any]]:
     """The plan as JSON-ready dicts, derived flags included, for ``plan --json`` and CI."""
-    return [_artifact_json(a) for a in plan.artifacts]
+    return [artifact_json(a) for a in plan.artifacts]
 
 
-def _artifact_json(a: Artifact) -> dict[str, Any]:
+def artifact_json(a: Artifact) -> dict[str, Any]:
+    """One artifact as a JSON-ready dict, derived flags included."""
     out = {f.name: getattr(a, f.name) for f in dataclasses.fields(a) if f.name != "build"}
     out["kind"] = "wheel" if isinstance(a, WheelArtifact) else "image"
     b = a.build

@@ -23,6 +23,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from . import hostinfo, render, tools
+from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
 from .errors import CommandError, EngineError, SmokeError
@@ -200,21 +201,38 @@ def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
                "no NVIDIA container runtime", seconds=_since(started), detail=detail)
 
 
-def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False) -> list[Run]:
-    """Smoke-test every wheel of ``plan`` that the manifest says was built; record and return the runs."""
+def _recorded(record: dict, ident: str, host: bool) -> list[Run] | None:
+    """The recorded runs when they cover exactly this artifact (same sha256/digest) and none failed."""
+    smoke = record.get("smoke") or {}
+    runs = [Run(**r) for r in smoke.get("runs", [])]
+    where = {"host"} if host else {"container", ""}
+    if smoke.get("sha256") == ident and runs and all(r.result != FAIL and r.where in where for r in runs):
+        step(f"{runs[0].artifact}: smoke-tested already for {ident[:19]}")
+        return runs
+    return None
+
+
+def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool = False) -> list[Run]:
+    """Smoke-test every built artifact of ``plan`` not yet tested in its current form; record the runs."""
     manifest = Manifest(dist / "manifest.json")
     gpu = bool(hostinfo.gpus())
-    interpreters = {} if host else _ensure_python_images(m, plan)
     runs: list[Run] = []
+    pending = []
     for w in plan.wheels:
         record = manifest.data["artifacts"].get(w.id)
         if not record or not (dist / record["file"]).exists():
             raise SmokeError(f"{w.id}: not built (no record in {manifest.path}); run `toolkit wheels` first")
+        done = None if force else _recorded(record, record["sha256"], host)
+        if done:
+            runs += done
+        elif not host or w.build.arch is host_arch():
+            pending.append(w)
+    interpreters = {} if host else _ensure_python_images(m, dataclasses.replace(plan, wheels=tuple(pending)))
+    for w in pending:
+        record = manifest.data["artifacts"][w.id]
         wheel = dist / record["file"]
         sass = [s for o in record.get("audit", {}).get("objects", []) for s in o["sass"]]
         if host:
-            if w.build.arch is not host_arch():
-                continue
             found = [_host_run(w, wheel, sass, gpu)]
         else:
             found = [_container_run(w, wheel, p, interpreters[p], gpu) if p in interpreters else
@@ -228,6 +246,10 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False) -> list[Run]
         record = manifest.data["artifacts"].get(image.id)
         if not record or not record.get("digest"):
             raise SmokeError(f"{image.id}: not built (no record in {manifest.path}); run `toolkit images` first")
+        done = None if force else _recorded(record, record["digest"], host)
+        if done:
+            runs += done
+            continue
         run = _image_run(m, image, record, gpu)
         manifest.record(image.id, smoke={"sha256": record["digest"], "at": now(), "host": host_arch().value,
                                          "runs": [dataclasses.asdict(run)]})

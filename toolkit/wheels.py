@@ -16,7 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import audit, render, settings, tools
+from . import audit, fingerprint, render, settings, tools
 from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
@@ -110,17 +110,30 @@ def check_size(w: WheelArtifact, wheel: Path) -> None:
                      f"package.{w.package}.max-size-mb; largest inside: {listing}")
 
 
-def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = False) -> list[dict]:
-    """Build, audit and record every wheel of ``plan``; return their manifest records."""
+def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = False,
+          force: bool = False) -> list[dict]:
+    """Build, audit and record every wheel of ``plan`` whose inputs changed; return their records.
+
+    A wheel whose input fingerprint matches its record (and whose file exists) is up to date:
+    it is reported with ``up_to_date`` and not rebuilt, unless ``force``.
+    """
     if not plan.wheels:
         return []
     render.check(m, root)  # build exactly what is committed
-    for version in dict.fromkeys(w.build.cuda for w in plan.wheels):
-        archs = sorted({w.build.arch for w in plan.wheels if w.build.cuda == version}, key=lambda a: a.value)
-        ensure_builder(m, version, archs, root, dry_run)
     manifest = Manifest(dist / "manifest.json")
-    records = []
+    records, todo = [], []
     for w in plan.wheels:
+        fp = fingerprint.wheel(w, root)
+        record = manifest.artifact(w.id)
+        if not force and record.get("fingerprint") == fp and (dist / record.get("file", "-")).exists():
+            step(f"{w.id}: up to date ({record['file']})")
+            records.append({"id": w.id, **record, "up_to_date": True})
+        else:
+            todo.append((w, fp))
+    for version in dict.fromkeys(w.build.cuda for w, _ in todo):
+        archs = sorted({w.build.arch for w, _ in todo if w.build.cuda == version}, key=lambda a: a.value)
+        ensure_builder(m, version, archs, root, dry_run)
+    for w, fp in todo:
         with tempfile.TemporaryDirectory(prefix="wheel-", dir=_mkdir(dist)) as tmp:
             argv, env = cibuildwheel_command(m, w, root, Path(tmp))
             if dry_run:
@@ -128,6 +141,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
                       shlex.join(argv))
                 continue
             records.append(_build_one(w, argv, env, root, Path(tmp), dist, manifest))
+            manifest.record(w.id, fingerprint=fp)
     return records
 
 

@@ -1,0 +1,80 @@
+"""``toolkit demo``: the whole release on local defaults, in one command.
+
+engine up -> wheels -> images (pushed) -> smoke -> publish -> client verification -> docs.
+Every stage skips what is already up to date, so a second run builds nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import docs, engine, images, publish, render, settings, smoke, wheels
+from .console import step, table
+from .errors import EngineError, PublishError, SmokeError
+from .manifest import Manifest
+from .matrix import Matrix
+from .plan import Plan
+
+DEFAULT_CUDA = ("13.0",)
+DEFAULT_FRAMEWORK = ("none",)
+
+
+def run(m: Matrix, plan: Plan, dist: Path) -> str:
+    """Run every stage for ``plan``; return the closing summary."""
+    root = m.source.resolve().parent
+    started = time.monotonic()
+    stages = [
+        ("engine up", lambda: _engine(m, plan)),
+        ("wheels", lambda: wheels.build(m, plan, root, dist)),
+        ("images", lambda: images.build(m, plan, root, dist, push=True)),
+        ("smoke", lambda: _smoke(m, plan, dist)),
+        ("publish", lambda: publish.publish(m, plan, dist, yes=True)),
+        ("verify", lambda: _verify(m, plan, dist)),
+        ("docs", lambda: (docs.publish_manifest(dist, root), render.write(m, root))),
+    ]
+    for number, (name, stage) in enumerate(stages, 1):
+        step(f"[{number}/{len(stages)}] {name}")
+        stage()
+    return _summary(m, plan, dist, time.monotonic() - started)
+
+
+def _engine(m: Matrix, plan: Plan) -> None:
+    down = [s.name for s in engine.up(m, plan, settings.state_dir()) if not s.up]
+    if down:
+        raise EngineError(f"not available: {', '.join(down)}")
+
+
+def _smoke(m: Matrix, plan: Plan, dist: Path) -> None:
+    failed = [r for r in smoke.smoke(m, plan, dist) if r.result == smoke.FAIL]
+    if failed:
+        raise SmokeError("\n".join(f"{r.artifact} ({r.platform}, {r.python}): {r.detail}" for r in failed))
+
+
+def _verify(m: Matrix, plan: Plan, dist: Path) -> None:
+    problems = publish.verify(m, plan, dist)
+    if problems:
+        raise PublishError(problems)
+
+
+def _summary(m: Matrix, plan: Plan, dist: Path, seconds: float) -> str:
+    records = Manifest(dist / "manifest.json").data["artifacts"]
+    rows = []
+    for a in plan.artifacts:
+        r = records.get(a.id, {})
+        runs = (r.get("smoke") or {}).get("runs", [])
+        result = ", ".join(sorted({x["result"] for x in runs})) or "-"
+        where = m.publish.index_url if a.id.startswith("wheel:") else ", ".join(
+            (r.get("published") or {}).get("tags", []))
+        size = f"{r['size'] / 1e6:.1f} MB" if "size" in r else "-"
+        ident = (r.get("sha256") or r.get("digest") or "-")[:19]
+        rows.append((a.id, a.build.platform, size, ident, result, where if r.get("published") else "-"))
+    return "\n".join([
+        table(("artifact", "platform", "size", "sha256/digest", "smoke", "published"), rows), "",
+        f"done in {seconds:.0f} s. Where to find everything:",
+        f"  wheels, SHA256SUMS, SBOM, manifest: {dist.resolve()}",
+        f"  package index: {m.publish.index_url}simple/  (pip install --index-url ...)",
+        f"  images: {m.publish.image_repository}/<framework>:<version>-<cuda>",
+        f"  build logs: {dist.resolve() / 'logs'}",
+        f"  support matrix: {m.source.resolve().parent / docs.SUPPORT_MATRIX}",
+    ])

@@ -1,0 +1,48 @@
+"""Input fingerprints: an artifact whose inputs hash to the recorded value is up to date.
+
+A wheel's inputs are its plan entry (matrix cell, flags, toolchain), the rendered
+files that build it and its source tree; an image's are its plan entry, its
+Dockerfile, the wheels it contains (by sha256) and its base images' digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from . import render
+from .engine import docker
+from .plan import ImageArtifact, WheelArtifact, artifact_json
+
+_SKIP_DIRS = {".git", "build", "dist", "__pycache__", ".nox", ".venv"}
+
+
+def _tree(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not _SKIP_DIRS & set(p.parts)):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _base_digest(image: str) -> str:
+    proc = docker.buildx("imagetools", "inspect", "--raw", image, capture=True, check=False)
+    return hashlib.sha256(proc.stdout.encode()).hexdigest() if proc.returncode == 0 else "unavailable"
+
+
+def wheel(w: WheelArtifact, root: Path) -> str:
+    """The fingerprint of a wheel's inputs."""
+    files = [(root / p).read_text() for p in (render.cibuildwheel_config(w.build.cuda),
+                                              render.builder_dockerfile(w.build.cuda))]
+    return _hash(artifact_json(w), files, _tree(root / w.path), _base_digest(w.build.build_image))
+
+
+def image(i: ImageArtifact, root: Path, wheel_sha256: list[str]) -> str:
+    """The fingerprint of an image's inputs, the sha256 of the wheels it contains among them."""
+    dockerfile = (root / render.image_dockerfile(i.framework)).read_text()
+    return _hash(artifact_json(i), dockerfile, wheel_sha256,
+                 _base_digest(i.build.build_image), _base_digest(i.runtime_image))
