@@ -17,11 +17,11 @@ nox.options.sessions = ["tests"]
 
 # PyTorch (CPU build) is installed for one test: our -gencode renderer is compared
 # with torch.utils.cpp_extension's for the same TORCH_CUDA_ARCH_LIST.
-TEST_EXTRAS = (".[test]", "torch==2.13.0")
+TEST_EXTRAS = ("-e", ".[test]", "torch==2.13.0")
 
 
 def _toolkit(session: nox.Session, *args: str) -> None:
-    session.install(".")
+    session.install("-e", ".")
     session.run("toolkit", *args, *session.posargs)
 
 
@@ -35,7 +35,7 @@ def matrix(session: nox.Session) -> None:
 def engine(session: nox.Session) -> None:
     """Bring up the local engine (`-- status`, `-- down` and selection flags pass through)."""
     args = session.posargs if session.posargs[:1] in (["up"], ["status"], ["down"]) else ["up", *session.posargs]
-    session.install(".")
+    session.install("-e", ".")
     session.run("toolkit", "engine", *args)
 
 
@@ -66,7 +66,7 @@ def images(session: nox.Session) -> None:
 @nox.session
 def audit(session: nox.Session) -> None:
     """Audit the GPU code of wheels (default: every wheel in dist/)."""
-    session.install(".")
+    session.install("-e", ".")
     session.run("toolkit", "audit", *(session.posargs or [str(p) for p in Path("dist").glob("*.whl")]))
 
 

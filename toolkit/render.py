@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 import jinja2
@@ -42,8 +42,12 @@ class Output:
 
 
 def _templates_dir() -> Path:
+    """templates/ of a checkout, else the copy installed as the toolkit.templates namespace package."""
     checkout = Path(__file__).resolve().parent.parent / "templates"
-    return checkout if checkout.is_dir() else Path(str(resources.files("toolkit.templates")))
+    if checkout.is_dir():
+        return checkout
+    spec = importlib.util.find_spec("toolkit.templates")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _environment() -> jinja2.Environment:
