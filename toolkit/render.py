@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import json
 import importlib.util
+import json
 from pathlib import Path
 
 import jinja2
