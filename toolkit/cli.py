@@ -16,6 +16,7 @@ from pathlib import Path
 from . import (
     __version__,
     audit,
+    container,
     cuda,
     demo,
     docs,
@@ -264,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--matrix", metavar="PATH",
                         help=f"matrix file (default: ${settings.MATRIX_ENV}, else ./matrix.toml)")
+    parser.epilog = "container/build.sh and container/run.sh run `toolkit container-build|container-run`."
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
@@ -333,10 +335,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands with their own parser: the container/*.sh wrappers.
+WRAPPERS = {"container-build": container.main_build, "container-run": container.main_run}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wrapper = WRAPPERS.get(argv[0]) if argv else None
     try:
+        if wrapper:
+            return wrapper(argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except ToolkitError as exc:
         print(f"error: {exc}".replace("\n", "\nerror: "), file=sys.stderr)
