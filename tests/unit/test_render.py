@@ -18,7 +18,8 @@ def test_every_cuda_line_and_framework_gets_its_files(small):
     assert paths == {"container/Dockerfile.wheel-builder-cu130", "container/cibuildwheel-cu130.toml",
                      "container/Dockerfile.wheel-builder-cu128", "container/cibuildwheel-cu128.toml",
                      "container/Dockerfile.none", "container/Dockerfile.vllm",
-                     ".github/workflows/release.yml", ".github/workflows/ci.yml", "docs/support-matrix.md"}
+                     ".github/workflows/release.yml", ".github/workflows/ci.yml", "docs/support-matrix.md",
+                     "container/docker-bake.hcl"}
 
 
 def test_image_dockerfiles_take_matrix_values_as_arg_defaults(small):
