@@ -95,6 +95,20 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """Measure the toolkit against raw cibuildwheel and docker buildx; write BENCHMARKS.md."""
+    _toolkit(session, "bench")
+
+
+@nox.session
+def dist(session: nox.Session) -> None:
+    """The toolkit's own sdist and wheel, built with python -m build and checked with twine."""
+    session.install("build", "twine")
+    session.run("python", "-m", "build", "--outdir", "dist/toolkit", ".")
+    session.run("twine", "check", "--strict", *[str(p) for p in Path("dist/toolkit").glob("*")])
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests (not the slow ones); pytest args after --."""
     session.install(*TEST_EXTRAS)

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import (
     __version__,
     audit,
+    bench,
     container,
     cuda,
     demo,
@@ -210,6 +211,15 @@ def cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    rows = bench.run(matrix, Path(args.dist), runs=args.runs)
+    md, js = bench.write(rows, matrix.source.resolve().parent)
+    print(md.read_text())
+    print(f"written: {md}, {js}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
     selection = selection_from(args)
@@ -311,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
     p.add_argument("--force", action="store_true", help="redo it even when it is up to date")
     add_selection_args(p)
+    p = command("bench", cmd_bench, "measure the toolkit against the raw tools; write BENCHMARKS.md")
+    p.add_argument("--runs", type=int, default=3, help="runs per cheap measurement (default: %(default)s)")
+    p.add_argument("--dist", default="dist", metavar="DIR", help="where the demo's artifacts are")
     p = command("demo", cmd_demo, "the whole release on local defaults: engine, wheels, images, smoke, "
                 "publish, verification, docs (default selection: --cuda 13.0 --framework none)")
     p.add_argument("--dist", default="dist", metavar="DIR", help="output directory (default: %(default)s)")

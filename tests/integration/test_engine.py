@@ -152,7 +152,8 @@ def test_a_second_engine_reuses_docker_and_down_stops_only_its_own(engine_up, tm
     assert engine.down(state) == ["index", "registry"]
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-    assert not host.port_open("127.0.0.1", 5055) and not host.port_open("127.0.0.1", 8091)
+    host.wait_for(lambda: not host.port_open("127.0.0.1", 5055) and not host.port_open("127.0.0.1", 8091),
+                  "the stopped registry and index to close their ports", timeout=15)
     assert adapter.ping(), "the shared dockerd must keep running"
     assert daemon.dockerd_status(state).started_by == "external"
     assert credentials.load(state, "registry").password != credentials.load(engine_up, "registry").password

@@ -1,0 +1,148 @@
+"""``toolkit bench``: the toolkit measured against the raw tools it drives, in one run.
+
+Writes BENCHMARKS.md and benchmarks.json. Timings are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import hostinfo, images, render, tools, wheels
+from .console import step, table
+from .manifest import now
+from .matrix import Matrix, load_matrix
+from .plan import Selection, make_plan
+
+SYNTHETIC_FRAMEWORKS = 25  # 2 archs x 4 Pythons x 5 CUDA lines x 25 frameworks = 1,000 cells
+
+
+def _times(fn: Callable[[], object], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def _row(name: str, ours: list[float], raw: list[float] | None = None, goal: str = "") -> dict:
+    row = {"name": name, "runs": len(ours), "min_s": round(min(ours), 3), "median_s": round(statistics.median(ours), 3)}
+    if raw:
+        row.update(raw_min_s=round(min(raw), 3), raw_median_s=round(statistics.median(raw), 3),
+                   ratio=round(statistics.median(ours) / statistics.median(raw), 3))
+    row["goal"] = goal
+    return row
+
+
+def _quiet(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    tools.run(argv, env=env, cwd=cwd, capture=True, quiet=True)
+
+
+def synthetic_matrix(path: Path) -> Path:
+    """A valid 1,000-cell matrix (non-abi3, so every cell is a wheel or an image)."""
+    frameworks = [f"fw{i}" for i in range(SYNTHETIC_FRAMEWORKS)]
+    lines = ["[project]", 'name = "synthetic"', 'version = "1.0.0"', "[axes]", 'arch = ["x86_64", "aarch64"]',
+             'python = ["3.10", "3.11", "3.12", "3.13"]', 'cuda = ["12.4", "12.6", "12.8", "12.9", "13.0"]',
+             f"framework = {json.dumps(frameworks)}", "[package.saxpy]", 'path = "examples/saxpy"', "abi3 = false"]
+    for version in ("12.4", "12.6", "12.8", "12.9"):
+        lines += [f'[cuda."{version}"]', 'archs = "8.0 9.0a"', 'toolchain = "image"',
+                  f'build-image = "nvidia/cuda:{version}.0-devel"',
+                  f'runtime-image = "nvidia/cuda:{version}.0-runtime"']
+    lines += ['[cuda."13.0"]', 'archs = "7.5 8.0 9.0a 12.0+PTX"', 'toolchain = "pypi"',
+              'toolchain-requirements = ["nvidia-cuda-nvcc==13.0.*"]', 'build-image = "debian:bookworm-slim"',
+              'runtime-image = "debian:bookworm-slim"']
+    for fw in frameworks:
+        lines += [f"[framework.{fw}]", 'wheels = ["saxpy"]', f'requirements = ["pkg-{fw}==1.0"]']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(m: Matrix, dist: Path, runs: int = 3) -> list[dict]:
+    """Measure everything; return the rows that BENCHMARKS.md shows."""
+    root = m.source.resolve().parent
+    x86 = Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",))
+    both = Selection(cuda=("13.0",), framework=("none",))
+    plan_x86 = make_plan(m, x86)
+    rows = []
+
+    step("plan + render --check on a synthetic 1,000-cell matrix")
+    with tempfile.TemporaryDirectory() as tmp:
+        big = synthetic_matrix(Path(tmp) / "matrix.toml")
+        rows.append(_row("`toolkit plan --json` + `render` outputs, 1,000 cells (in-process)", _times(
+            lambda: (make_plan(load_matrix(big)), render.outputs(load_matrix(big))), runs), goal="< 1 s"))
+
+    step("one wheel: toolkit wheels against raw cibuildwheel on the same rendered config")
+    (w,) = plan_x86.wheels
+    argv, env = wheels.cibuildwheel_command(m, w, root, dist / "bench-raw")
+    ours = _times(lambda: wheels.build(m, plan_x86, root, dist, force=True), runs)
+    raw = _times(lambda: _quiet(argv, env, root), runs)
+    rows.append(_row("wheel x86_64: `toolkit wheels --force` vs raw `cibuildwheel`", ours, raw, "ratio <= 1.05"))
+
+    step("one image: toolkit images against raw docker buildx build of the same Dockerfile")
+    (image,) = plan_x86.images
+    images_only = dataclasses.replace(plan_x86, wheels=())
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_argv = images.build_command(m, image, root, dist, Path(tmp) / "meta.json", push=False, builder=None)
+        ours = _times(lambda: images.build(m, images_only, root, dist, force=True), runs)
+        raw = _times(lambda: _quiet(raw_argv), runs)
+    rows.append(_row("image x86_64 (warm cache): `toolkit images --force` vs raw `docker buildx build`", ours, raw,
+                     "ratio <= 1.05"))
+
+    step("full plan: rebuild everything against a no-op re-run")
+    plan_both = make_plan(m, both)
+    cold = _times(lambda: (wheels.build(m, plan_both, root, dist, force=True),
+                           images.build(m, plan_both, root, dist, force=True)), 1)
+    noop = _times(lambda: (wheels.build(m, plan_both, root, dist), images.build(m, plan_both, root, dist)), runs)
+    rows.append(_row("full plan (2 wheels, 2 images): no-op re-run vs forced rebuild", noop, cold, "ratio <= 0.02"))
+
+    step("per-arch image builds: parallel against sequential (no cache)")
+    bust = {"TOOLKIT_BENCH": now()}
+    par = _times(lambda: _no_cache_images(m, plan_both, root, dist, True, bust), 1)
+    seq = _times(lambda: _no_cache_images(m, plan_both, root, dist, False, bust), 1)
+    rows.append(_row("2 platforms of one image, cold layers: parallel vs sequential", par, seq, "ratio < 1"))
+
+    abi3 = len(make_plan(m, Selection(cuda=("13.0",), framework=("none",))).wheels)
+    per_python = abi3 * len(m.axes.python)
+    rows.append({"name": f"wheel builds for {len(m.axes.python)} Pythons x 2 archs: abi3 vs one per Python",
+                 "runs": 1, "min_s": abi3, "median_s": abi3, "raw_median_s": per_python,
+                 "ratio": round(abi3 / per_python, 3), "goal": "counts, not seconds"})
+    return rows
+
+
+def _no_cache_images(m: Matrix, plan, root: Path, dist: Path, parallel: bool, bust: dict) -> None:
+    """Both platforms with the runtime stage forced to rebuild (a new build arg busts its cache)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = [images.build_command(m, i, root, dist, Path(tmp) / f"{n}.json", push=False, builder=None)
+                    for n, i in enumerate(plan.images)]
+        commands = [[*c[:-1], "--no-cache-filter=runtime", f"--build-arg=TOOLKIT_BENCH={bust['TOOLKIT_BENCH']}",
+                     c[-1]] for c in commands]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(commands) if parallel else 1) as pool:
+            list(pool.map(_quiet, commands))
+
+
+def write(rows: list[dict], root: Path) -> tuple[Path, Path]:
+    """BENCHMARKS.md and benchmarks.json in ``root``."""
+    machine = {"date": now(), "cpu": platform.machine(), "cores": os.cpu_count(), "os": hostinfo.os_name(),
+               "python": sys.version.split()[0]}
+    js = root / "benchmarks.json"
+    js.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    md = root / "BENCHMARKS.md"
+    body = table(("measurement", "runs", "toolkit min / median", "raw / baseline median", "ratio", "goal"),
+                 [(r["name"], r["runs"], f"{r['min_s']} / {r['median_s']}", r.get("raw_median_s", "-"),
+                   r.get("ratio", "-"), r["goal"]) for r in rows])
+    md.write_text("# Benchmarks\n\nWritten by `nox -s bench` (`toolkit bench`) on "
+                  f"{machine['date']}: {machine['cores']} cores, {machine['cpu']}, {machine['os']}, Python "
+                  f"{machine['python']}. Seconds unless a row says otherwise; every figure was measured in the "
+                  "same run as its baseline. Raw numbers: `benchmarks.json`.\n\n```\n" + body + "\n```\n")
+    return md, js
+
