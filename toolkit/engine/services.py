@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -68,13 +69,27 @@ def registry_status(state: Path, address: str) -> Status:
     return _service_status("registry", address, state / "registry", version)
 
 
+def _serve(name: str, what: str, address: str, home: Path, setup: Callable[[str, int], list]) -> None:
+    """Start service ``name`` unless something answers at ``address``; only loopback ones are ours to start.
+
+    ``setup(host, port)`` installs and configures it and returns the argv that serves.
+    """
+    host, port = split_address(address)
+    if port_open(host, port):
+        return
+    if not is_local(address):
+        raise EngineError(f"the {what} {address} (from [publish]) does not answer")
+    argv = setup(host, port)
+    step(f"starting the {what} on {address}")
+    start_service(name, argv, home)
+    wait_for(lambda: port_open(host, port), f"the {what} on {address}", log=home / f"{name}.log")
+
+
 def ensure_registry(state: Path, address: str, cred: Credential) -> Status:
     """Start Debian's docker-registry on ``address`` (loopback) unless one answers; log in."""
-    host, port = split_address(address)
     home = state / "registry"
-    if not port_open(host, port):
-        if not is_local(address):
-            raise EngineError(f"the registry {address} (from [publish] image-repository) does not answer")
+
+    def setup(host: str, port: int) -> list:
         if tools.which("docker-registry") is None or tools.which("htpasswd") is None:
             apt_install(["docker-registry", "apache2-utils"], "the local registry")
         (home / "data").mkdir(parents=True, exist_ok=True)
@@ -88,9 +103,9 @@ def ensure_registry(state: Path, address: str, cred: Credential) -> Status:
         }
         (home / "config.yml").write_text(json.dumps(config, indent=2))  # JSON is YAML
         (home / "config.yml").chmod(0o600)
-        step(f"starting the registry on {address}")
-        start_service("registry", ["docker-registry", "serve", home / "config.yml"], home)
-        wait_for(lambda: port_open(host, port), f"the registry on {address}", log=home / "registry.log")
+        return ["docker-registry", "serve", home / "config.yml"]
+
+    _serve("registry", "registry", address, home, setup)
     docker.login(address, cred)
     return registry_status(state, address)
 
@@ -107,11 +122,9 @@ def index_status(state: Path, address: str) -> Status:
 
 def ensure_index(state: Path, address: str, cred: Credential) -> Status:
     """Start pypiserver (in its own venv) on ``address`` unless an index answers there."""
-    host, port = split_address(address)
     home = state / "index"
-    if not port_open(host, port):
-        if not is_local(address):
-            raise EngineError(f"the package index {address} (from [publish] index-url) does not answer")
+
+    def setup(host: str, port: int) -> list:
         venv = home / "venv"
         if not (venv / "bin" / "pypi-server").exists():
             step(f"installing {PYPISERVER} into {venv}")
@@ -121,9 +134,8 @@ def ensure_index(state: Path, address: str, cred: Credential) -> Status:
             apt_install(["apache2-utils"], "htpasswd for the package index")
         (home / "packages").mkdir(parents=True, exist_ok=True)
         _htpasswd(home / "htpasswd", cred)
-        step(f"starting the package index on {address}")
-        start_service("index", [venv / "bin" / "pypi-server", "run", "--host", host, "--port", str(port),
-                                "--passwords", home / "htpasswd", "--authenticate", "update",
-                                "--disable-fallback", home / "packages"], home)
-        wait_for(lambda: port_open(host, port), f"the package index on {address}", log=home / "index.log")
+        return [venv / "bin" / "pypi-server", "run", "--host", host, "--port", str(port), "--passwords",
+                home / "htpasswd", "--authenticate", "update", "--disable-fallback", home / "packages"]
+
+    _serve("index", "package index", address, home, setup)
     return index_status(state, address)
