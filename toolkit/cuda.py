@@ -122,11 +122,6 @@ def unsupported(cuda: str, targets: tuple[GpuTarget, ...]) -> list[str]:
     return [f"sm_{t.sm}" for t in targets if t.sm not in known]
 
 
-def minimum_cuda(sm: str) -> str | None:
-    """The oldest CUDA version in the table that builds ``sm``, if any does."""
-    return next((v for v in CUDA_SASS if sm in CUDA_SASS[v]), None)
-
-
 def torch_arch_list(targets: tuple[GpuTarget, ...]) -> str:
     """Render ``TORCH_CUDA_ARCH_LIST``, e.g. ``8.0;9.0a;12.0+PTX``."""
     return ";".join(t.capability + ("+PTX" if t.ptx else "") for t in targets)

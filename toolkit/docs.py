@@ -64,7 +64,7 @@ def _gpu_rows(m: Matrix, records: dict[str, dict]) -> list[list[str]]:
             audited.setdefault(record.get("cuda"), set()).update(obj["sass"])
     gpu_runs = [r for rec in records.values() for r in _passes(rec) if r.get("gpu", "").startswith(("NVIDIA", "ran"))]
     rows = []
-    for family in dict.fromkeys(t.family for line in m.cuda.values() for t in line.archs):
+    for family in cuda.families(tuple(t for line in m.cuda.values() for t in line.archs)):
         cells = [family]
         for version in m.axes.cuda:
             targets = [t for t in m.cuda[version].archs if t.family == family]

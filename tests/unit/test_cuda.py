@@ -71,7 +71,6 @@ def test_support_table_knows_additions_and_removals():
     sm121 = cuda.parse_arch_list("12.1")
     assert cuda.unsupported("12.1", sm121) == ["sm_121"]
     assert cuda.unsupported("12.9", sm121) == []
-    assert cuda.minimum_cuda("121") == "12.9"
     assert cuda.unsupported("13.0", cuda.parse_arch_list("7.0 7.5")) == ["sm_70"]
     assert cuda.unsupported("12.8", cuda.parse_arch_list("7.0 10.0")) == []
     assert cuda.unsupported("12.6", cuda.parse_arch_list("10.0")) == ["sm_100"]
