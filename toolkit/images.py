@@ -57,6 +57,15 @@ def build_command(m: Matrix, image: ImageArtifact, root: Path, dist: Path, metad
     return [*argv, str(dist)]
 
 
+def build_tag(image: ImageArtifact) -> str:
+    """The multi-arch tag a pushed build gets (``…:0.1.0-cu130-build``); it moves with every build.
+
+    The release tags (``…:0.1.0-cu130``, immutable, and ``…:cu130``) are made by ``toolkit publish``
+    only, after the smoke tests passed.
+    """
+    return f"{image.tag}-build"
+
+
 def platform_tag(image: ImageArtifact) -> str:
     """The per-platform tag that the multi-arch tag joins (``…:0.1.0-cu130-arm64``)."""
     return f"{image.tag}-{image.build.arch.docker}"
@@ -112,6 +121,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                 image = futures[future]
                 seconds, digest = future.result()
                 record = {"kind": "image", "tag": image.tag, "platform_tag": platform_tag(image),
+                          "build_tag": build_tag(image) if push else "",
                           "fingerprint": prints[image.id],
                           "platform": image.build.platform, "digest": digest, "pushed": push,
                           "cuda": image.build.cuda, "framework": image.framework, "build_seconds": seconds,
@@ -124,19 +134,14 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
 
 
 def _join(plan: Plan, manifest: Manifest) -> None:
-    """One manifest list per tag, from every pushed platform the manifest records for it.
+    """One build tag per image, from every pushed platform the manifest records for it.
 
     A build of one platform must not drop the others from the multi-arch tag.
     """
-    for tag in dict.fromkeys(i.tag for i in plan.images):
-        repo = tag.rsplit(":", 1)[0]
+    for image in {build_tag(i): i for i in plan.images}.values():
+        repo = image.tag.rsplit(":", 1)[0]
         digests = {r["platform"]: r["digest"] for r in manifest.data["artifacts"].values()
-                   if r.get("kind") == "image" and r.get("tag") == tag and r.get("pushed")}
+                   if r.get("kind") == "image" and r.get("tag") == image.tag and r.get("pushed")}
         refs = [f"{repo}@{digest}" for _, digest in sorted(digests.items())]
-        published = [r for r in manifest.data["artifacts"].values()
-                     if r.get("tag") == tag and r.get("published") and r["digest"] != r["published"]["digest"]]
-        if published:
-            raise BuildError(f"{tag} was published with other content; a release tag never moves: "
-                             "bump [project] version to release new images")
-        step(f"joining {tag} from {len(refs)} platform(s)")
-        tools.run(["docker", "buildx", "imagetools", "create", f"--tag={tag}", *refs])
+        step(f"joining {build_tag(image)} from {len(refs)} platform(s)")
+        tools.run(["docker", "buildx", "imagetools", "create", f"--tag={build_tag(image)}", *refs])

@@ -21,7 +21,7 @@ from toolkit.plan import Selection, make_plan
 
 pytestmark = pytest.mark.integration
 
-TAG = "127.0.0.1:5000/gpu-toolkit/none:0.1.0-cu130"
+TAG = "127.0.0.1:5000/gpu-toolkit/none:0.1.0-cu130-build"  # what `toolkit images --push` joins
 
 
 def test_multi_arch_tag_holds_both_platforms(built_images):
