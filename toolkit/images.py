@@ -27,9 +27,12 @@ def labels(m: Matrix, image: ImageArtifact, root: Path) -> dict[str, str]:
     """OCI labels plus the CUDA version, GPU archs and framework of the image."""
     revision, created = "", ""
     if tools.which("git"):
-        # The commit's time, not the clock's: an unchanged build then gives the same digest.
-        revision, _, created = tools.run(["git", "log", "-1", "--format=%H %cI"], cwd=root, capture=True,
-                                         quiet=True, check=False).stdout.strip().partition(" ")
+        # The last commit that changed the image's inputs, and its time (not the clock's): an image
+        # whose inputs did not change gets the same labels, hence the same digest, at every commit.
+        inputs = [render.image_dockerfile(image.framework), "matrix.toml",
+                  *(m.package[w].path for w in m.framework[image.framework].wheels)]
+        revision, _, created = tools.run(["git", "log", "-1", "--format=%H %cI", "--", *inputs], cwd=root,
+                                         capture=True, quiet=True, check=False).stdout.strip().partition(" ")
     return {"org.opencontainers.image.source": m.project.source,
             "org.opencontainers.image.revision": revision,
             "org.opencontainers.image.version": m.project.version,
