@@ -91,8 +91,8 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     if not plan.images:
         return []
     render.check(m, root)
-    if not dry_run:
-        wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist, force=force)
+    if not dry_run:  # the wheels the images contain, when they are not up to date
+        wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist)
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []
     for image in plan.images:
