@@ -62,7 +62,7 @@ def _gpu_rows(m: Matrix, records: dict[str, dict]) -> list[list[str]]:
     for record in records.values():
         for obj in (record.get("audit") or {}).get("objects", []):
             audited.setdefault(record.get("cuda"), set()).update(obj["sass"])
-    gpu_runs = [r for rec in records.values() for r in _passes(rec) if r.get("gpu", "").startswith(("NVIDIA", "ran"))]
+    gpu_runs = [r for rec in records.values() for r in _passes(rec) if "__CUDA_ARCH__" in r.get("gpu", "")]
     rows = []
     for family in cuda.families(tuple(t for line in m.cuda.values() for t in line.archs)):
         cells = [family]
@@ -74,7 +74,7 @@ def _gpu_rows(m: Matrix, records: dict[str, dict]) -> list[list[str]]:
             sms = ", ".join(f"sm_{t.sm}" + (" +PTX" if t.ptx else "") for t in targets)
             built = all(t.sm in audited.get(version, ()) for t in targets)
             cells.append(f"{sms}: {'SASS audited in built wheels' if built else 'planned, untested'}")
-        tested = [r["gpu"] for r in gpu_runs if family in r["gpu"]]
+        tested = [r["gpu"] for r in gpu_runs if f"({family}," in r["gpu"]]
         cells.append(tested[0] if tested else "untested on a GPU")
         rows.append(cells)
     return rows

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from . import hostinfo, render, tools
+from . import cuda, hostinfo, render, tools
 from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
@@ -99,9 +99,10 @@ def _gpu_verdict(output: str, audited_sass: list[str]) -> tuple[bool, str]:
         return False, "gpu-smoke printed no JSON report"
     device, kernel = report.get("devices", [{}])[0], report.get("kernel") or {}
     sm = f"{device.get('major')}{device.get('minor')}"
+    family = cuda.GpuTarget(major=int(device.get("major") or 0), minor=int(device.get("minor") or 0)).family
     loaded = "SASS" if any(s.rstrip("af") == sm for s in audited_sass) else "PTX (JIT)"
-    detail = (f"{device.get('name')} sm_{sm}: ran __CUDA_ARCH__={kernel.get('cuda_arch')} from {loaded}, "
-              f"max error {report.get('max_abs_error')}")
+    detail = (f"{device.get('name')} ({family}, sm_{sm}): ran __CUDA_ARCH__={kernel.get('cuda_arch')} "
+              f"from {loaded}, max error {report.get('max_abs_error')}")
     return bool(report.get("ok")), detail
 
 

@@ -50,3 +50,13 @@ def test_wheel_without_device_code_fails(tmp_path):
 @pytest.mark.parametrize("flags, sm", [(0x11, "90"), (0x100011, "90a"), (0x200011, "90f")])
 def test_suffix_flags(flags, sm):
     assert audit.fatbin_entries(_fatbin(_entry(2, 90, flags))) == [audit.Entry("sass", sm)]
+
+
+def test_gpu_verdict_names_the_family_and_what_the_device_loaded():
+    from toolkit import smoke
+
+    report = ('{"devices": [{"name": "NVIDIA H100", "major": 9, "minor": 0}], "kernel": {"cuda_arch": 900},'
+              ' "max_abs_error": 0.0, "ok": true}')
+    ok, detail = smoke._gpu_verdict("noise\n" + report, ["75", "90a"])
+    assert ok and detail.startswith("NVIDIA H100 (Hopper, sm_90): ran __CUDA_ARCH__=900 from SASS")
+    assert "PTX (JIT)" in smoke._gpu_verdict(report, ["75"])[1]
