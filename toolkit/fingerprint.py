@@ -7,6 +7,7 @@ Dockerfile, the wheels it contains (by sha256) and its base images' digests.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -29,6 +30,7 @@ def _hash(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@functools.cache  # one registry query per base image and run, not one per artifact
 def _base_digest(image: str) -> str:
     proc = docker.buildx("imagetools", "inspect", "--raw", image, capture=True, check=False)
     return hashlib.sha256(proc.stdout.encode()).hexdigest() if proc.returncode == 0 else "unavailable"
