@@ -90,9 +90,10 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     """Build every planned image whose inputs changed (its wheels first); return the manifest records."""
     if not plan.images:
         return []
-    render.check(m, root)
-    if not dry_run:  # the wheels the images contain, when they are not up to date
+    if plan.wheels and not dry_run:  # the wheels the images contain; this checks the rendered files too
         wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist)
+    else:
+        render.check(m, root)
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []
     for image in plan.images:
