@@ -91,8 +91,8 @@ def _verdict(w: WheelArtifact, output: str) -> tuple[str, str]:
     return PASS, " ".join(" ".join(lines[1:]).split())[-300:] or f"imported on {machine}"
 
 
-def _gpu_verdict(output: str, audited_sass: list[str]) -> tuple[bool, str]:
-    """Read the gpu-smoke JSON: right numbers, and the SASS the device loaded (or PTX JIT)."""
+def _gpu_verdict(output: str, jit: bool, audited_sass: list[str]) -> tuple[bool, str]:
+    """Read the gpu-smoke JSON: right numbers, and code loaded as observed agreeing with the audit."""
     try:
         report = json.loads(output[output.index("{"):])
     except ValueError:
@@ -100,10 +100,23 @@ def _gpu_verdict(output: str, audited_sass: list[str]) -> tuple[bool, str]:
     device, kernel = report.get("devices", [{}])[0], report.get("kernel") or {}
     sm = f"{device.get('major')}{device.get('minor')}"
     family = cuda.GpuTarget(major=int(device.get("major") or 0), minor=int(device.get("minor") or 0)).family
-    loaded = "SASS" if any(s.rstrip("af") == sm for s in audited_sass) else "PTX (JIT)"
-    detail = (f"{device.get('name')} ({family}, sm_{sm}): ran __CUDA_ARCH__={kernel.get('cuda_arch')} "
-              f"from {loaded}, max error {report.get('max_abs_error')}")
-    return bool(report.get("ok")), detail
+    audited = any(s.rstrip("af") == sm for s in audited_sass)
+    loaded = "PTX (JIT)" if jit else "SASS (ran with CUDA_DISABLE_PTX_JIT=1)"
+    detail = (f"{device.get('name')} ({family}, sm_{sm}, driver {device.get('driver_version')}): "
+              f"ran __CUDA_ARCH__={kernel.get('cuda_arch')} from {loaded}, max error {report.get('max_abs_error')}")
+    if audited == jit:
+        detail += f"; the audit {'lists' if audited else 'does not list'} SASS for sm_{sm}"
+    return bool(report.get("ok")) and audited != jit, detail
+
+
+def _gpu_run(command: list[str], env: dict[str, str], cwd: Path, audited_sass: list[str]) -> tuple[bool, str, str]:
+    """Run gpu-smoke with PTX JIT disabled, and again with it only where no kernel could run: so which
+    code the device loaded is observed, not inferred."""
+    proc = tools.run(command, env={**env, "CUDA_DISABLE_PTX_JIT": "1"}, capture=True, check=False, cwd=cwd)
+    jit = '"cuda_arch"' not in proc.stdout
+    if jit:
+        proc = tools.run(command, env=env, capture=True, check=False, cwd=cwd)
+    return *_gpu_verdict(proc.stdout, jit, audited_sass), proc.stdout
 
 
 def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: bool) -> Run:
@@ -130,14 +143,15 @@ def _host_run(w: WheelArtifact, wheel: Path, audited_sass: list[str], gpu: bool)
     with tempfile.TemporaryDirectory(prefix="smoke-") as tmp:
         venv = Path(tmp) / "venv"
         try:
-            tools.run([sys.executable, "-m", "venv", venv], quiet=True)
-            tools.run([venv / "bin" / "pip", "install", "--quiet", "--no-index", "--no-deps", wheel])
+            # No pip inside the venv: Debian/Ubuntu hosts often lack ensurepip, and this pip can install there.
+            tools.run([sys.executable, "-m", "venv", "--without-pip", venv], quiet=True)
+            tools.run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--quiet",
+                       "--no-index", "--no-deps", wheel])
             env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"}
             out = tools.run(["sh", "-c", _script(w, None)], env=env, capture=True, cwd=Path(tmp)).stdout
             (result, detail), gpu_result = _verdict(w, out), "skipped: no GPU"
             if gpu and w.gpu_smoke:
-                gpu_out = tools.run(list(w.gpu_smoke), env=env, capture=True, check=False, cwd=Path(tmp)).stdout
-                ok, gpu_result = _gpu_verdict(gpu_out, audited_sass)
+                ok, gpu_result, gpu_out = _gpu_run(list(w.gpu_smoke), env, Path(tmp), audited_sass)
                 result = result if ok else FAIL
                 detail = gpu_out.strip()[-2000:]
         except CommandError as exc:

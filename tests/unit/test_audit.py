@@ -55,8 +55,18 @@ def test_suffix_flags(flags, sm):
 def test_gpu_verdict_names_the_family_and_what_the_device_loaded():
     from toolkit import smoke
 
-    report = ('{"devices": [{"name": "NVIDIA H100", "major": 9, "minor": 0}], "kernel": {"cuda_arch": 900},'
-              ' "max_abs_error": 0.0, "ok": true}')
-    ok, detail = smoke._gpu_verdict("noise\n" + report, ["75", "90a"])
-    assert ok and detail.startswith("NVIDIA H100 (Hopper, sm_90): ran __CUDA_ARCH__=900 from SASS")
-    assert "PTX (JIT)" in smoke._gpu_verdict(report, ["75"])[1]
+    report = ('{"devices": [{"name": "NVIDIA H100", "major": 9, "minor": 0, "driver_version": 13000}],'
+              ' "kernel": {"cuda_arch": 900}, "max_abs_error": 0.0, "ok": true}')
+    ok, detail = smoke._gpu_verdict("noise\n" + report, False, ["75", "90a"])
+    assert ok and detail.startswith("NVIDIA H100 (Hopper, sm_90, driver 13000): ran __CUDA_ARCH__=900 from SASS")
+    ok, detail = smoke._gpu_verdict(report, True, ["75"])
+    assert ok and "PTX (JIT)" in detail
+
+
+@pytest.mark.parametrize("jit, sass", [(True, ["90a"]), (False, ["75"])])
+def test_gpu_verdict_fails_when_what_loaded_contradicts_the_audit(jit, sass):
+    from toolkit import smoke
+
+    report = '{"devices": [{"name": "H100", "major": 9, "minor": 0}], "kernel": {"cuda_arch": 900}, "ok": true}'
+    ok, detail = smoke._gpu_verdict(report, jit, sass)
+    assert not ok and "the audit" in detail
