@@ -57,6 +57,7 @@ class WheelArtifact:
     pythons: tuple[str, ...]
     abi3: bool
     smoke: tuple[str, ...]
+    gpu_smoke: tuple[str, ...]
     max_size_mb: int
     path: str
     build: Build
@@ -183,7 +184,7 @@ def _wheel(m: Matrix, name: str, version: str, arch: str, pythons: tuple[str, ..
     return WheelArtifact(
         id=f"wheel:{name}:{cuda_tag(version)}{py}:{arch}", package=name,
         version=m.project.version + local, pythons=pythons, abi3=pkg.abi3, smoke=pkg.smoke,
-        max_size_mb=pkg.max_size_mb, path=pkg.path, build=_build(m, arch, version))
+        gpu_smoke=pkg.gpu_smoke, max_size_mb=pkg.max_size_mb, path=pkg.path, build=_build(m, arch, version))
 
 
 def _image(m: Matrix, name: str, arch: str, version: str,

@@ -97,16 +97,24 @@ def _gpu_verdict(output: str, jit: bool, audited_sass: list[str]) -> tuple[bool,
         report = json.loads(output[output.index("{"):])
     except ValueError:
         return False, "gpu-smoke printed no JSON report"
-    device, kernel = report.get("devices", [{}])[0], report.get("kernel") or {}
+    if not report.get("devices"):
+        return False, f"the package saw no GPU: {report.get('gpu', 'no devices reported')}"
+    device, kernel = report["devices"][0], report.get("kernel") or {}
     sm = f"{device.get('major')}{device.get('minor')}"
     family = cuda.GpuTarget(major=int(device.get("major") or 0), minor=int(device.get("minor") or 0)).family
     audited = any(s.rstrip("af") == sm for s in audited_sass)
     loaded = "PTX (JIT)" if jit else "SASS (ran with CUDA_DISABLE_PTX_JIT=1)"
-    detail = (f"{device.get('name')} ({family}, sm_{sm}, driver {device.get('driver_version')}): "
+    detail = (f"{device.get('name')} ({family}, sm_{sm}, CUDA driver API {_version(device.get('driver_version'))}, "
+              f"runtime {_version(device.get('runtime_version'))}): "
               f"ran __CUDA_ARCH__={kernel.get('cuda_arch')} from {loaded}, max error {report.get('max_abs_error')}")
     if audited == jit:
         detail += f"; the audit {'lists' if audited else 'does not list'} SASS for sm_{sm}"
     return bool(report.get("ok")) and audited != jit, detail
+
+
+def _version(encoded: int | None) -> str:
+    """CUDA's 1000*major + 10*minor encoding, e.g. 13000 -> 13.0."""
+    return f"{encoded // 1000}.{encoded % 1000 // 10}" if isinstance(encoded, int) else "?"
 
 
 def _gpu_run(command: list[str], env: dict[str, str], cwd: Path, audited_sass: list[str]) -> tuple[bool, str, str]:
@@ -230,7 +238,8 @@ def _recorded(record: dict, ident: str, host: bool) -> list[Run] | None:
 def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool = False) -> list[Run]:
     """Smoke-test every built artifact of ``plan`` not yet tested in its current form; record the runs."""
     manifest = Manifest(dist / "manifest.json")
-    gpu = bool(hostinfo.gpus())
+    gpus = [dataclasses.asdict(g) for g in hostinfo.gpus()]
+    gpu = bool(gpus)
     runs: list[Run] = []
     pending = []
     for w in plan.wheels:
@@ -255,7 +264,7 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool 
                          gpu="-", seconds=0.0, detail="no [python-image] for this Python")
                      for p in w.pythons]
         manifest.record(w.id, smoke={"sha256": record["sha256"], "at": now(), "host": host_arch().value,
-                                     "runs": [dataclasses.asdict(r) for r in found]})
+                                     "gpus": gpus, "runs": [dataclasses.asdict(r) for r in found]})
         runs += found
     for image in () if host else plan.images:
         record = manifest.data["artifacts"].get(image.id)

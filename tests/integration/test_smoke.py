@@ -77,6 +77,20 @@ def test_an_unbuilt_artifact_is_an_error_not_a_pass(repo_matrix, tmp_path):
         _smoke(repo_matrix, tmp_path)
 
 
+def test_the_gpu_path_forced_on_this_host_reports_what_it_found(built_wheels, repo_matrix):
+    """The GPU branch of host smoke runs here too: without a GPU it must fail and say why."""
+    dist, _ = built_wheels
+    plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",)))
+    (w,) = plan.wheels
+    record = Manifest(dist / "manifest.json").artifact(w.id)
+    run = smoke._host_run(w, dist / record["file"], ["90a"], gpu=True)
+    if hostinfo.gpus():
+        assert run.result == smoke.PASS, run.detail
+    else:
+        assert run.result == smoke.FAIL
+        assert run.gpu.startswith("the package saw no GPU: ") and "no CUDA device is available" in run.gpu
+
+
 @pytest.mark.gpu
 def test_gpu_kernels_run_on_this_host(built_wheels, repo_matrix):
     gpus = hostinfo.gpus()

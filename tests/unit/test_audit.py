@@ -55,10 +55,11 @@ def test_suffix_flags(flags, sm):
 def test_gpu_verdict_names_the_family_and_what_the_device_loaded():
     from toolkit import smoke
 
-    report = ('{"devices": [{"name": "NVIDIA H100", "major": 9, "minor": 0, "driver_version": 13000}],'
-              ' "kernel": {"cuda_arch": 900}, "max_abs_error": 0.0, "ok": true}')
+    report = ('{"devices": [{"name": "NVIDIA H100", "major": 9, "minor": 0, "driver_version": 13000,'
+              ' "runtime_version": 12080}], "kernel": {"cuda_arch": 900}, "max_abs_error": 0.0, "ok": true}')
     ok, detail = smoke._gpu_verdict("noise\n" + report, False, ["75", "90a"])
-    assert ok and detail.startswith("NVIDIA H100 (Hopper, sm_90, driver 13000): ran __CUDA_ARCH__=900 from SASS")
+    assert ok and detail.startswith("NVIDIA H100 (Hopper, sm_90, CUDA driver API 13.0, runtime 12.8): "
+                                    "ran __CUDA_ARCH__=900 from SASS")
     ok, detail = smoke._gpu_verdict(report, True, ["75"])
     assert ok and "PTX (JIT)" in detail
 
