@@ -20,12 +20,25 @@ from .plan import Plan, Selection, cuda_tag, make_plan
 
 RELEASE_MANIFEST = "docs/verification/release-manifest.json"
 SUPPORT_MATRIX = "docs/support-matrix.md"
+GPU_RESULTS = "docs/verification/gpu-smoke-*.json"
 
 
 def load_records(root: Path) -> dict[str, dict[str, Any]]:
     """The committed release manifest's artifact records (empty before any release)."""
     path = root / RELEASE_MANIFEST
     return json.loads(path.read_text())["artifacts"] if path.exists() else {}
+
+
+def gpu_runs(root: Path, records: dict[str, dict[str, Any]]) -> list[dict]:
+    """Passing GPU runs: from the release manifest, and from GPU-host results committed beside it
+    (a GPU host is a separate machine) that cover the very file the manifest names (same sha256)."""
+    runs = [r for rec in records.values() for r in _passes(rec)]
+    for path in sorted(root.glob(GPU_RESULTS)):
+        result = json.loads(path.read_text())
+        record = records.get(result["artifact"])
+        if record:  # _passes drops the runs unless their sha256 is this record's
+            runs += _passes({**record, "smoke": result["smoke"]})
+    return [r for r in runs if "__CUDA_ARCH__" in r.get("gpu", "")]
 
 
 def publish_manifest(dist: Path, root: Path) -> Path:
@@ -57,12 +70,11 @@ def _arch_status(arch: str, records: Iterable[tuple[str, dict]]) -> tuple[str, s
     return "Untested", "no passing smoke record"
 
 
-def _gpu_rows(m: Matrix, records: dict[str, dict]) -> list[list[str]]:
+def _gpu_rows(m: Matrix, records: dict[str, dict], gpu_runs: list[dict]) -> list[list[str]]:
     audited = {}
     for record in records.values():
         for obj in (record.get("audit") or {}).get("objects", []):
             audited.setdefault(record.get("cuda"), set()).update(obj["sass"])
-    gpu_runs = [r for rec in records.values() for r in _passes(rec) if "__CUDA_ARCH__" in r.get("gpu", "")]
     rows = []
     for family in cuda.families(tuple(t for line in m.cuda.values() for t in line.archs)):
         cells = [family]
@@ -109,7 +121,7 @@ def context(m: Matrix, root: Path) -> dict[str, object]:
         "last_verified": max(smoked)[:10] if smoked else "never",
         "archs": [[f"**{a.value}**", *_arch_status(a.value, records.items())] for a in m.axes.arch],
         "cuda_versions": list(m.axes.cuda),
-        "gpu_rows": _gpu_rows(m, records),
+        "gpu_rows": _gpu_rows(m, records, gpu_runs(root, records)),
         "platform_tags": sorted({f.rsplit("-", 1)[1].removesuffix(".whl") for f in wheel_files}),
         "cuda_rows": [[v, m.cuda[v].toolchain.value, cuda.torch_arch_list(m.cuda[v].archs),
                        m.cuda[v].local_version or "—", f"`{m.cuda[v].build_image}`", f"`{m.cuda[v].runtime_image}`"]

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
-from toolkit import matrix, render
+from toolkit import docs, matrix, render
 from toolkit.errors import DriftError
 
 
@@ -79,3 +80,12 @@ def test_stale_generated_files_are_reported_and_deleted(small, small_matrix, wri
     assert "deleted container/Dockerfile.wheel-builder-cu128" in changed
     assert (root / "container" / "build.sh").exists()
     shutil.rmtree(root)
+
+
+def test_a_gpu_result_counts_only_for_the_file_it_tested(tmp_path):
+    run = {"result": "pass", "gpu": "H100 (Hopper, sm_90, …): ran __CUDA_ARCH__=900 from SASS"}
+    result = {"artifact": "wheel:x:cu130:x86_64", "smoke": {"sha256": "aaa", "runs": [run]}}
+    (tmp_path / "docs" / "verification").mkdir(parents=True)
+    (tmp_path / "docs" / "verification" / "gpu-smoke-h100.json").write_text(json.dumps(result))
+    assert docs.gpu_runs(tmp_path, {"wheel:x:cu130:x86_64": {"sha256": "aaa"}}) == [run]
+    assert docs.gpu_runs(tmp_path, {"wheel:x:cu130:x86_64": {"sha256": "rebuilt"}}) == []
