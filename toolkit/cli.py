@@ -33,7 +33,7 @@ from . import (
 )
 from .console import table
 from .errors import BuildError, ConfigError, EngineError, PublishError, SmokeError, ToolkitError
-from .matrix import AXES, Matrix, load_matrix, schema
+from .matrix import AXES, BuildMode, Matrix, load_matrix, schema
 from .plan import Selection, make_plan, to_json
 
 
@@ -155,14 +155,15 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_wheels(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
     records = wheels.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
-                           Path(args.dist), dry_run=args.dry_run, force=args.force)
+                           Path(args.dist), dry_run=args.dry_run, force=args.force,
+                           mode=BuildMode(args.build_mode) if args.build_mode else None)
     if args.json:
         json.dump(records, sys.stdout, indent=2)
         print()
     elif records:
-        print(table(("artifact", "wheel", "MB", "seconds", "sha256"),
-                    [(r["id"], r["file"], f"{r['size'] / 1e6:.1f}", r["build_seconds"], r["sha256"][:16])
-                     for r in records]))
+        print(table(("artifact", "wheel", "mode", "MB", "seconds", "sha256"),
+                    [(r["id"], r["file"], r.get("build_mode", "-"), f"{r['size'] / 1e6:.1f}", r["build_seconds"],
+                      r["sha256"][:16]) for r in records]))
     return 0
 
 
@@ -301,11 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dist", default="dist", metavar="DIR", help="where the release manifest is")
     p = command("render", cmd_render, "write generated files (Dockerfiles, cibuildwheel configs, workflows, docs)")
     p.add_argument("--check", action="store_true", help="fail with a diff when a committed file differs")
-    p = command("wheels", cmd_wheels, "build, repair, audit and record the planned wheels with cibuildwheel")
+    p = command("wheels", cmd_wheels, "build, repair, audit and record the planned wheels (cibuildwheel, cross)")
     p.add_argument("--dist", default="dist", metavar="DIR", help="output directory (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the build commands, build nothing")
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
     p.add_argument("--force", action="store_true", help="rebuild even what is up to date")
+    p.add_argument("--build-mode", choices=[m.value for m in BuildMode], metavar="MODE",
+                   help="for wheels of another arch than this host's: auto (cross where possible, else "
+                        "emulated), cross, emulated or native; default: the matrix's build-mode")
     add_selection_args(p)
     p = command("audit", cmd_audit, "list each wheel's SASS/PTX and fail on a promised arch it lacks")
     p.add_argument("wheels", nargs="+", metavar="WHEEL")

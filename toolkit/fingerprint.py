@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import render
 from .engine import docker
+from .matrix import BuildMode
 from .plan import ImageArtifact, WheelArtifact, artifact_json
 
 _SKIP_DIRS = {".git", "build", "dist", "__pycache__", ".nox", ".venv"}
@@ -36,11 +37,13 @@ def _base_digest(image: str) -> str:
     return hashlib.sha256(proc.stdout.encode()).hexdigest() if proc.returncode == 0 else "unavailable"
 
 
-def wheel(w: WheelArtifact, root: Path) -> str:
-    """The fingerprint of a wheel's inputs."""
-    files = [(root / p).read_text() for p in (render.cibuildwheel_config(w.build.cuda),
-                                              render.builder_dockerfile(w.build.cuda))]
-    return _hash(artifact_json(w), files, _tree(root / w.path), _base_digest(w.build.build_image))
+def wheel(w: WheelArtifact, root: Path, mode: BuildMode) -> str:
+    """The fingerprint of a wheel's inputs, the build mode (and so the files it uses) among them."""
+    paths = [render.cibuildwheel_config(w.build.cuda), render.builder_dockerfile(w.build.cuda)]
+    if mode is BuildMode.CROSS:
+        paths += [render.cross_dockerfile(w.build.cuda), render.CROSS_TOOLCHAIN]
+    files = [(root / p).read_text() for p in paths]
+    return _hash(artifact_json(w), mode.value, files, _tree(root / w.path), _base_digest(w.build.build_image))
 
 
 def image(i: ImageArtifact, root: Path, wheel_sha256: list[str]) -> str:

@@ -51,6 +51,18 @@ class Toolchain(enum.Enum):
     IMAGE = "image"  # a CUDA devel base image (CUDA 12.x ships only ptxas on PyPI)
 
 
+class BuildMode(enum.Enum):
+    """How wheels for a CPU architecture other than the host's are built."""
+
+    AUTO = "auto"  # cross where the CUDA line's toolchain allows it, else emulated
+    CROSS = "cross"  # aarch64 on x86_64: x86_64 nvcc, aarch64 host compiler, no emulation
+    EMULATED = "emulated"  # in a container of the target platform under QEMU
+    NATIVE = "native"  # only on a host of that architecture (e.g. an arm64 CI runner)
+
+
+CROSS_RUNTIME = "nvidia-cuda-runtime"  # whose aarch64 wheel holds the static cudart a cross build links
+
+
 def _python_version(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError("write Python versions as strings, e.g. \"3.10\" (TOML reads 3.10 as 3.1)")
@@ -159,6 +171,13 @@ class CudaLine:
     wheel_image: str = setting("wheel-image", "A manylinux image for cibuildwheel (e.g. manylinux_2_28) "
                                "instead of the builder the toolkit makes from build-image", default="")
 
+    @property
+    def cross_runtime(self) -> str:
+        """The CUDA runtime requirement a cross build takes the aarch64 wheel of; "" when it cannot cross."""
+        if self.toolchain is not Toolchain.PYPI or self.wheel_image:
+            return ""
+        return next((r for r in self.toolchain_requirements if Requirement(r).name == CROSS_RUNTIME), "")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Framework:
@@ -228,6 +247,10 @@ class Matrix:
     bootstrap: Mapping[str, str] = setting(
         "bootstrap", "Public image name -> Debian suite to debootstrap it from when unreachable",
         default=_EMPTY)
+    build_mode: Mapping[str, BuildMode] = setting(
+        "build-mode", "CPU architecture -> how its wheels are built on a host of another architecture: "
+        "auto (cross where the toolchain allows, else emulated), cross, emulated, native (own-arch hosts only)",
+        default=_EMPTY)
     python_image: Mapping[str, str] = setting(
         "python-image", "Python version -> public image whose python3 is that version, for smoke tests",
         default=_EMPTY)
@@ -284,6 +307,8 @@ def _check(m: Matrix, problems: Problems) -> None:
         if arch not in archs:
             problems.add(key_path("ci.runners", arch), "not an architecture" + suggest(arch, archs)
                          + f"; allowed: {', '.join(archs)}")
+    for arch, mode in m.build_mode.items():
+        _check_build_mode(m, arch, mode, problems)
     for version in m.python_image:
         if version not in PYTHONS:
             problems.add(key_path("python-image", version), "not a Python version" + suggest(version, PYTHONS)
@@ -291,6 +316,21 @@ def _check(m: Matrix, problems: Problems) -> None:
     for kind, rules in (("exclude", m.exclude), ("include", m.include)):
         for i, rule in enumerate(rules):
             _check_rule(m, f"{kind}[{i}]", rule, complete=kind == "include", problems=problems)
+
+
+def _check_build_mode(m: Matrix, arch: str, mode: BuildMode, problems: Problems) -> None:
+    archs = [a.value for a in Arch]
+    where = key_path("build-mode", arch)
+    if arch not in archs:
+        problems.add(where, "not an architecture" + suggest(arch, archs) + f"; allowed: {', '.join(archs)}")
+    elif mode is BuildMode.CROSS and arch != Arch.AARCH64.value:
+        problems.add(where, "'cross' builds aarch64 wheels on x86_64 only; allowed here: auto, emulated, native")
+    elif mode is BuildMode.CROSS:
+        for version in m.axes.cuda:
+            if version in m.cuda and not m.cuda[version].cross_runtime:
+                problems.add(where, f"'cross' needs toolchain = 'pypi' with {CROSS_RUNTIME} in "
+                             f"toolchain-requirements (and no wheel-image) for every CUDA line; "
+                             f"{key_path('cuda', version)} has none; use 'auto' to cross-compile where possible")
 
 
 def _check_names(values, tables: Mapping, axis: str, table: str, problems: Problems) -> None:

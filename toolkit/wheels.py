@@ -1,8 +1,9 @@
-"""``toolkit wheels``: cibuildwheel for every planned wheel, then audit, size check and manifest.
+"""``toolkit wheels``: build every planned wheel, then audit, size check and manifest.
 
-cibuildwheel cannot reach CUDA by itself; the rendered configuration points it
-at a build image with the CUDA toolchain, passes the matrix's arch flags and
-local version label in, and mounts the host CA bundle read-only.
+Native and emulated builds run cibuildwheel: it cannot reach CUDA by itself, so the
+rendered configuration points it at a build image with the CUDA toolchain, passes the
+matrix's arch flags and local version label in, and mounts the host CA bundle read-only.
+Cross builds (aarch64 on x86_64) run the same steps in the cross builder: see cross.py.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import audit, fingerprint, render, settings, tools
+from . import audit, cross, fingerprint, render, settings, tools
 from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
 from .errors import BuildError
 from .manifest import Manifest, now
-from .matrix import Arch, Matrix
+from .matrix import Arch, BuildMode, Matrix
 from .plan import Plan, WheelArtifact
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01, the earliest date a zip file can hold
@@ -111,36 +112,49 @@ def check_size(w: WheelArtifact, wheel: Path) -> None:
 
 
 def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = False,
-          force: bool = False) -> list[dict]:
+          force: bool = False, mode: BuildMode | None = None) -> list[dict]:
     """Build, audit and record every wheel of ``plan`` whose inputs changed; return their records.
 
     A wheel whose input fingerprint matches its record (and whose file exists) is up to date:
-    it is reported with ``up_to_date`` and not rebuilt, unless ``force``.
+    it is reported with ``up_to_date`` and not rebuilt, unless ``force``. ``mode`` overrides
+    the matrix's build-mode for wheels of other architectures than the host's.
     """
     if not plan.wheels:
         return []
+    host = host_arch()
+    modes = {w.id: cross.resolve(m, w.build.arch, w.build.cuda, host, mode) for w in plan.wheels}
     render.check(m, root)  # build exactly what is committed
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []
     for w in plan.wheels:
-        fp = fingerprint.wheel(w, root)
+        fp = fingerprint.wheel(w, root, modes[w.id])
         record = manifest.artifact(w.id)
         if not force and record.get("fingerprint") == fp and (dist / record.get("file", "-")).exists():
             step(f"{w.id}: up to date ({record['file']})")
             records.append({"id": w.id, **record, "up_to_date": True})
         else:
             todo.append((w, fp))
+    cross_images = {}
     for version in dict.fromkeys(w.build.cuda for w, _ in todo):
-        archs = sorted({w.build.arch for w, _ in todo if w.build.cuda == version}, key=lambda a: a.value)
-        ensure_builder(m, version, archs, root, dry_run)
+        line_todo = [w for w, _ in todo if w.build.cuda == version]
+        archs = {host if modes[w.id] is BuildMode.CROSS else w.build.arch for w in line_todo}
+        ensure_builder(m, version, sorted(archs, key=lambda a: a.value), root, dry_run)
+        if any(modes[w.id] is BuildMode.CROSS for w in line_todo):
+            cross_images[version] = cross.ensure_builder(m, version, root, ca_mount(), dry_run)
     for w, fp in todo:
         with tempfile.TemporaryDirectory(prefix="wheel-", dir=_mkdir(dist)) as tmp:
-            argv, env = cibuildwheel_command(m, w, root, Path(tmp))
+            if modes[w.id] is BuildMode.CROSS:
+                epoch = {"SOURCE_DATE_EPOCH": str(source_date_epoch(root / w.path))}
+                argv, env = cross.command(m, w.build.cuda, cross_images[w.build.cuda], root / w.path, Path(tmp),
+                                          root, ca_mount(), epoch), {}
+            else:
+                argv, env = cibuildwheel_command(m, w, root, Path(tmp))
             if dry_run:
+                print(f"# {w.id}: {modes[w.id].value}")
                 print(f"cd {shlex.quote(str(root))} &&", *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
                       shlex.join(argv))
                 continue
-            records.append(_build_one(w, argv, env, root, Path(tmp), dist, manifest))
+            records.append(_build_one(w, modes[w.id], argv, env, root, Path(tmp), dist, manifest))
             manifest.record(w.id, fingerprint=fp)
     return records
 
@@ -150,22 +164,23 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _build_one(w: WheelArtifact, argv: list[str], env: dict[str, str], root: Path, tmp: Path, dist: Path,
-               manifest: Manifest) -> dict:
-    step(f"{w.id}: cibuildwheel ({w.build.arch.value}{'' if w.build.arch is host_arch() else ', emulated'})")
+def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str, str], root: Path, tmp: Path,
+               dist: Path, manifest: Manifest) -> dict:
+    tool = "the cross builder" if mode is BuildMode.CROSS else "cibuildwheel"
+    step(f"{w.id}: {tool} ({w.build.arch.value}, {mode.value})")
     started = time.monotonic()
     tools.run(argv, env=env, cwd=root)
     seconds = round(time.monotonic() - started, 1)
     built = sorted(tmp.glob("*.whl"))
     if len(built) != 1:
-        raise BuildError(f"{w.id}: cibuildwheel produced {len(built)} wheels ({[b.name for b in built]}), not one")
+        raise BuildError(f"{w.id}: {tool} produced {len(built)} wheels ({[b.name for b in built]}), not one")
     wheel = dist / built[0].name
     shutil.move(built[0], wheel)
     check_size(w, wheel)
     report = audit.audit_wheel(wheel, w.build.gpu_targets)
     record = {"kind": "wheel", "file": wheel.name, "sha256": sha256(wheel), "size": wheel.stat().st_size,
               "version": w.version, "platform": w.build.platform, "python_tag": w.python_tag,
-              "cuda": w.build.cuda, "build_seconds": seconds, "built_at": now(),
+              "cuda": w.build.cuda, "build_mode": mode.value, "build_seconds": seconds, "built_at": now(),
               "audit": audit.to_json(report)}
     manifest.record(w.id, **record)
     if not report.ok:

@@ -1,0 +1,73 @@
+"""Build modes, and the ``cross`` one: aarch64 CUDA wheels compiled on x86_64 without emulation.
+
+nvcc on x86_64 compiles device code for every GPU anyway; only host code needs an aarch64
+compiler. The cross builder (rendered ``container/Dockerfile.cross-builder-*``) is the x86_64
+wheel builder plus g++-aarch64-linux-gnu, Debian's arm64 Python headers and the aarch64 CUDA
+runtime wheel. cibuildwheel cannot cross-compile on Linux, so the toolkit drives its steps
+itself, in that builder: the build frontend (with the rendered CMake toolchain file), a retag
+to ``linux_aarch64`` and ``auditwheel repair`` for the aarch64 policy. Audit and smoke (in an
+arm64 container) then treat the wheel like any other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import render
+from .engine import docker
+from .errors import ConfigError
+from .matrix import Arch, BuildMode, Matrix
+
+PROJECT = "/project"
+OUTPUT = "/output"
+TOOLCHAIN = "/toolchain.cmake"
+# auditwheel finds the aarch64 libstdc++/libgcc of the cross compiler here; libcuda is the driver's.
+REPAIR = f"auditwheel repair --exclude libcuda.so.1 --ldpaths /usr/{render.CROSS_TRIPLET}/lib"
+
+
+def resolve(m: Matrix, arch: Arch, version: str, host: Arch, override: BuildMode | None = None) -> BuildMode:
+    """How a wheel for ``arch`` of CUDA ``version`` is built on ``host`` (``override``: --build-mode)."""
+    if arch is host:
+        return BuildMode.NATIVE
+    wanted = override or m.build_mode.get(arch.value, BuildMode.AUTO)
+    can_cross = arch is Arch.AARCH64 and host is Arch.X86_64 and version in render.cross_lines(m)
+    if wanted is BuildMode.AUTO:
+        return BuildMode.CROSS if can_cross else BuildMode.EMULATED
+    key = f"{m.source}: build-mode.{arch.value}"
+    if wanted is BuildMode.NATIVE:
+        raise ConfigError([f"{key}: 'native' builds only on a {arch.value} host, this one is {host.value}; "
+                           "allowed here: auto, cross, emulated"])
+    if wanted is BuildMode.CROSS and not can_cross:
+        raise ConfigError([f"{key}: 'cross' cannot build CUDA {version} {arch.value} wheels on {host.value} "
+                           "(it needs an x86_64 host and a pypi toolchain with nvidia-cuda-runtime); "
+                           "allowed here: auto, emulated"])
+    return wanted
+
+
+def ensure_builder(m: Matrix, version: str, root: Path, ca: Path, dry_run: bool) -> str:
+    """Make sure the cross builder of a CUDA line exists (linux/amd64 only); return its image."""
+    dockerfile = root / render.cross_dockerfile(version)
+    image = render.cross_image(m, version, dockerfile.read_text())
+    platforms = [Arch.X86_64.platform]
+    docker.ensure_image(image, platforms, docker.build_commands(
+        dockerfile=dockerfile, image=image, platforms=platforms, secrets={"ca": ca}), dry_run=dry_run)
+    return image
+
+
+def command(m: Matrix, version: str, image: str, project: Path, out: Path, root: Path, ca: Path,
+            env: dict[str, str]) -> list[str]:
+    """The ``docker run`` that builds, retags and repairs one aarch64 wheel of ``project`` into ``out``."""
+    python_bin = f"/opt/python/{render.python_tag(m.cuda[version].builder_python)}/bin"
+    script = " && ".join([
+        f"export PATH={python_bin}:$PATH",
+        f"cp -r {PROJECT} /tmp/src",  # the source mount stays read-only
+        "python -m build --wheel --outdir /tmp/raw /tmp/src",
+        "python -m wheel tags --remove --platform-tag linux_aarch64 /tmp/raw/*.whl",
+        f"{REPAIR} -w {OUTPUT} /tmp/raw/*.whl",
+    ])
+    mounts = [f"{project.resolve()}:{PROJECT}:ro", f"{out.resolve()}:{OUTPUT}",
+              f"{(root / render.CROSS_TOOLCHAIN).resolve()}:{TOOLCHAIN}:ro", f"{ca}:{render.CA_IN_CONTAINER}:ro"]
+    environment = {**dict(render.wheel_environment(m.cuda[version])), **env, "CMAKE_TOOLCHAIN_FILE": TOOLCHAIN}
+    return ["docker", "run", "--rm", f"--platform={Arch.X86_64.platform}",
+            *(f"--volume={v}" for v in mounts), *(f"--env={k}={v}" for k, v in environment.items()),
+            image, "bash", "-c", script]
