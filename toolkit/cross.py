@@ -35,7 +35,7 @@ def resolve(m: Matrix, arch: Arch, version: str, host: Arch, override: BuildMode
         return BuildMode.CROSS if can_cross else BuildMode.EMULATED
     key = f"{m.source}: build-mode.{arch.value}"
     if wanted is BuildMode.NATIVE:
-        raise ConfigError([f"{key}: 'native' builds only on a {arch.value} host, this one is {host.value}; "
+        raise ConfigError([f"{key}: 'native' builds only on an {arch.value} host, this one is {host.value}; "
                            "allowed here: auto, cross, emulated"])
     if wanted is BuildMode.CROSS and not can_cross:
         raise ConfigError([f"{key}: 'cross' cannot build CUDA {version} {arch.value} wheels on {host.value} "

@@ -41,7 +41,7 @@ def index_cred(engine_up):
 
 @pytest.fixture(scope="session")
 def built_wheels(engine_up, repo_matrix, tmp_path_factory):
-    """`toolkit wheels` for the demo on CUDA 13.0, both arches (x86_64 native, aarch64 emulated)."""
+    """`toolkit wheels` for the demo on CUDA 13.0, both arches (x86_64 native, aarch64 cross: the matrix's auto)."""
     from toolkit import wheels
 
     dist = tmp_path_factory.mktemp("dist")

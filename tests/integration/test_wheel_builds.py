@@ -1,15 +1,19 @@
-"""Real cibuildwheel builds of the demo extension, their audit and their reproducibility."""
+"""Real builds of the demo extension (cibuildwheel, and cross), their audit and their reproducibility."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from toolkit import cli, cuda, wheels
-from toolkit.matrix import load_matrix
+from toolkit.engine import docker
+from toolkit.errors import CommandError
+from toolkit.matrix import BuildMode, load_matrix
 from toolkit.plan import Selection, make_plan
 
 pytestmark = pytest.mark.integration
@@ -65,3 +69,35 @@ def test_same_inputs_give_the_same_sha256(built_wheels, repo_matrix, tmp_path):
     plan = make_plan(repo_matrix, Selection(cuda=("13.0",), arch=("x86_64",), framework=("none",)))
     (again,) = wheels.build(repo_matrix, plan, wheels.Path(__file__).resolve().parents[2], tmp_path)
     assert again["sha256"] == records[X86]["sha256"]
+
+
+@contextlib.contextmanager
+def _no_aarch64_emulation():
+    """Switch the kernel's qemu-aarch64 handler off: no aarch64 program can run on this host meanwhile."""
+    entry = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    entry.write_text("0")
+    try:
+        yield
+    finally:
+        entry.write_text("1")
+
+
+def _gpu_code(record):
+    return [(o["name"], o["sass"], o["ptx"]) for o in record["audit"]["objects"]]
+
+
+def test_cross_builds_with_emulation_off_and_matches_the_emulated_wheel(built_wheels, repo_matrix, tmp_path):
+    """Cross mode needs no QEMU at all: with emulation switched off (checked: an arm64 container cannot
+    start) it still builds the aarch64 wheel. The emulated build, emulation back on, gives the same
+    wheel name and GPU code. (The cross wheel of built_wheels is smoke-tested in test_smoke.py.)"""
+    plan = make_plan(repo_matrix, Selection(cuda=("13.0",), arch=("aarch64",), framework=("none",)))
+    repo = Path(__file__).resolve().parents[2]
+    with _no_aarch64_emulation():
+        with pytest.raises(CommandError, match="exec format error"):
+            docker.run(repo_matrix.image("debian:bookworm-slim"), ["uname", "-m"], platform="linux/arm64")
+        (crossed,) = wheels.build(repo_matrix, plan, repo, tmp_path / "cross", mode=BuildMode.CROSS)
+    (emulated,) = wheels.build(repo_matrix, plan, repo, tmp_path / "emulated", mode=BuildMode.EMULATED)
+    print(f"aarch64 wheel: cross {crossed['build_seconds']} s, emulated {emulated['build_seconds']} s")
+    assert (crossed["build_mode"], emulated["build_mode"]) == ("cross", "emulated")
+    assert crossed["file"] == emulated["file"] == built_wheels[1][ARM]["file"]
+    assert _gpu_code(crossed) == _gpu_code(emulated) and crossed["audit"]["ok"]
