@@ -20,7 +20,7 @@ from pathlib import Path
 from . import hostinfo, images, render, tools, wheels
 from .console import step, table
 from .manifest import now
-from .matrix import Matrix, load_matrix
+from .matrix import BuildMode, Matrix, load_matrix
 from .plan import Selection, make_plan
 
 SYNTHETIC_FRAMEWORKS = 25  # 2 archs x 4 Pythons x 5 CUDA lines x 25 frameworks = 1,000 cells
@@ -87,6 +87,16 @@ def run(m: Matrix, dist: Path, runs: int = 3) -> list[dict]:
     ours = _times(lambda: wheels.build(m, plan_x86, root, dist, force=True), runs)
     raw = _times(lambda: _quiet(argv, env, root), runs)
     rows.append(_row("wheel x86_64: `toolkit wheels --force` vs raw `cibuildwheel`", ours, raw, "ratio <= 1.05"))
+    native = ours
+
+    step("aarch64 wheel: cross against native x86_64 and against emulated (QEMU)")
+    plan_arm = make_plan(m, Selection(cuda=("13.0",), framework=("none",), arch=("aarch64",)))
+    with tempfile.TemporaryDirectory(dir=dist) as tmp:
+        crossed = _times(lambda: wheels.build(m, plan_arm, root, Path(tmp), force=True, mode=BuildMode.CROSS), runs)
+        emulated = _times(lambda: wheels.build(m, plan_arm, root, Path(tmp), force=True, mode=BuildMode.EMULATED), 1)
+    rows.append(_row("wheel aarch64 cross vs wheel x86_64 native (both `toolkit wheels --force`)", crossed, native,
+                     "ratio <= 1.5"))
+    rows.append(_row("wheel aarch64: cross vs emulated under QEMU", crossed, emulated, "ratio < 1"))
 
     step("one image: toolkit images against raw docker buildx build of the same Dockerfile")
     (image,) = plan_x86.images
