@@ -13,13 +13,13 @@ import json
 import platform
 from pathlib import Path
 
-from . import __version__, cuda, engine, hostinfo
+from . import __version__, cross, cuda, engine, hostinfo
 from .console import table
 from .engine.daemon import host_arch
 from .engine.host import Status
 from .errors import ConfigError
-from .matrix import Matrix, load_matrix
-from .plan import Plan, Selection, make_plan
+from .matrix import BuildMode, Matrix, load_matrix
+from .plan import ImageArtifact, Plan, Selection, WheelArtifact, make_plan
 
 PASS, WARN, FAIL = "pass", "warn", "FAIL"
 
@@ -76,7 +76,7 @@ def examine(matrix_path: Path, selection: Selection, state: Path) -> Report:
                   host={"arch": host_arch().value, "os": hostinfo.os_name(), "kernel": platform.release(),
                         "python": platform.python_version(), "toolkit": __version__},
                   components=components, toolchains=toolchains, gpus=gpus,
-                  artifacts=_feasibility(plan, components, gpus) if plan else [], checks=checks)
+                  artifacts=_feasibility(matrix, plan, components, gpus) if plan else [], checks=checks)
 
 
 def _component_checks(components: list[Status], plan: Plan | None) -> list[Check]:
@@ -110,14 +110,29 @@ def _toolchain_checks(matrix: Matrix | None, toolchains: list[hostinfo.Nvcc]) ->
     return out
 
 
-def _feasibility(plan: Plan, components: list[Status], gpus: list[hostinfo.Gpu]) -> list[dict]:
+def _build_mode(matrix: Matrix, a: WheelArtifact | ImageArtifact) -> tuple[BuildMode | None, str]:
+    """The build mode of a wheel here (images: None), or None and why the matrix's mode cannot build it."""
+    if not isinstance(a, WheelArtifact):
+        return None, ""
+    try:
+        return cross.resolve(matrix, a.build.arch, a.build.cuda, host_arch()), ""
+    except ConfigError as exc:
+        return None, "; ".join(exc.problems)
+
+
+def _feasibility(matrix: Matrix, plan: Plan, components: list[Status], gpus: list[hostinfo.Gpu]) -> list[dict]:
     emulated = next((s.address for s in components if s.name == "emulation" and s.up), "")
     images = {s.name.removeprefix("image "): s.up for s in components if s.name.startswith("image ")}
     rows = []
     for a in plan.artifacts:
         b = a.build
-        if b.arch is host_arch():
+        mode, refused = _build_mode(matrix, a)
+        if refused:
+            how, why = "impossible", refused
+        elif b.arch is host_arch():
             how, why = "native", ""
+        elif mode is BuildMode.CROSS:
+            how, why = "cross", "x86_64 nvcc with an aarch64 host compiler, no QEMU"
         elif b.platform in emulated:
             how, why = "emulated", "QEMU"
         else:

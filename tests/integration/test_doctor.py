@@ -28,7 +28,8 @@ def test_doctor_reports_this_host(engine_up, tmp_path, capsys):
         assert "sm_121" in nvcc13[0]["gpu_code"] and checks["cuda 13.0 archs"]["result"] == "pass"
     builds = {a["artifact"]: a["build"] for a in report["artifacts"]}
     assert builds["wheel:saxpy:cu130:x86_64"] == "native"
-    assert builds["wheel:saxpy:cu130:aarch64"] == "emulated"
+    assert builds["wheel:saxpy:cu130:aarch64"] == "cross"  # the matrix's auto, CUDA 13.0 from PyPI
+    assert builds["image:none:cu130:aarch64"] == "emulated"
     markdown = (tmp_path / "doctor.md").read_text()
     assert "## Summary" in markdown and "**Verdict: PASS**" in markdown
 
