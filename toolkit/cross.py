@@ -34,13 +34,13 @@ def resolve(m: Matrix, arch: Arch, version: str, host: Arch, override: BuildMode
     if wanted is BuildMode.AUTO:
         return BuildMode.CROSS if can_cross else BuildMode.EMULATED
     key = f"{m.source}: build-mode.{arch.value}"
+    allowed = "allowed here: auto, " + ("cross, emulated" if can_cross else "emulated")
     if wanted is BuildMode.NATIVE:
         raise ConfigError([f"{key}: 'native' builds only on an {arch.value} host, this one is {host.value}; "
-                           "allowed here: auto, cross, emulated"])
+                           + allowed])
     if wanted is BuildMode.CROSS and not can_cross:
         raise ConfigError([f"{key}: 'cross' cannot build CUDA {version} {arch.value} wheels on {host.value} "
-                           "(it needs an x86_64 host and a pypi toolchain with nvidia-cuda-runtime); "
-                           "allowed here: auto, emulated"])
+                           f"(it needs an x86_64 host and a pypi toolchain with nvidia-cuda-runtime); {allowed}"])
     return wanted
 
 
