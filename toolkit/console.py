@@ -16,6 +16,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def say(text: str, stream: TextIO | None = None) -> None:
+    """One line to stderr in a single write, so that the lines of parallel builds never interleave."""
+    out = stream or sys.stderr
+    out.write(text + "\n")
+    out.flush()
+
+
 def step(message: str, stream: TextIO | None = None) -> None:
     """Announce a step of a long-running stage (to stderr, so --json stdout stays clean)."""
-    print(f"==> {message}", file=stream or sys.stderr, flush=True)
+    say(f"==> {message}", stream)

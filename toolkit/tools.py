@@ -11,10 +11,10 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .console import say
 from .errors import CommandError
 
 _SECRETS: set[str] = set()
@@ -47,7 +47,7 @@ def spawn(argv: Sequence[str | Path], log: Path, *, env: Mapping[str, str] | Non
     """Start a long-running service in its own session, output to ``log``; return its pid."""
     args = [str(a) for a in argv]
     _require(args)
-    print(f"+ {mask(shlex.join(args))} &> {log}", file=sys.stderr, flush=True)
+    say(f"+ {mask(shlex.join(args))} &> {log}")
     full_env = {**os.environ, **env} if env is not None else None
     with open(log, "ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -65,7 +65,7 @@ def run(argv: Sequence[str | Path], *, capture: bool = False, check: bool = True
     args = [str(a) for a in argv]
     _require(args)
     if not quiet:
-        print(f"+ {mask(shlex.join(args))}", file=sys.stderr, flush=True)
+        say(f"+ {mask(shlex.join(args))}")
     full_env = {**os.environ, **env} if env is not None else None
     try:
         # Uncaptured output goes to stderr so that stdout stays clean for --json.
