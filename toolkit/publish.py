@@ -25,6 +25,7 @@ from packaging.version import InvalidVersion, Version
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from . import tools
+from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
 from .errors import CommandError, PublishError
@@ -237,9 +238,17 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool) -> list[Action]:
     except TransientError as exc:
         raise PublishError([f"gave up after {_ATTEMPTS} tries: {exc}; what was sent is recorded, "
                             "so a re-run sends only the rest"]) from None
+    if not any(a.action == UPLOAD for a in decided) and _registry_digests(metadata_image(m)) is not None:
+        step(f"{metadata_image(m)}: up to date (nothing new was published)")
+        return decided
     write_sbom(m, plan, manifest, dist)
     _publish_metadata(m, dist)
     return decided
+
+
+def metadata_image(m: Matrix) -> str:
+    """Where the release manifest, SHA256SUMS and SBOM of this version are pushed."""
+    return f"{m.publish.image_repository}/release-metadata:{m.project.version}"
 
 
 def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[Action]) -> None:
@@ -269,7 +278,7 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
 
 def _publish_metadata(m: Matrix, dist: Path) -> str:
     """Push the release manifest, SHA256SUMS and SBOM beside the images, as a small OCI image."""
-    image = f"{m.publish.image_repository}/release-metadata:{m.project.version}"
+    image = metadata_image(m)
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         context = Path(tmp)
         for name in ("manifest.json", "SHA256SUMS", "sbom.cdx.json"):

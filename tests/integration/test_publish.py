@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
+import re
 import shutil
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -106,6 +108,12 @@ def test_unsmoked_artifact_cannot_be_published(release):
     assert not (dist / "SHA256SUMS").exists()
 
 
+def _digest(ref):
+    out = subprocess.run(["docker", "buildx", "imagetools", "inspect", ref], capture_output=True, text=True,
+                         check=True).stdout
+    return re.search(r"^Digest:\s+(\S+)", out, re.M).group(1)
+
+
 def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     m, plan, dist = _as_version(*release, "0.2.0")
     dry = publish.publish(m, plan, dist, yes=False)
@@ -114,7 +122,9 @@ def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     assert publish.verify(m, plan, dist) == []
     held = _held(m, "0.2.0")
     assert len(held) == 2 and all(held[f] == sha256(dist / f) for f in held)
+    metadata = _digest(publish.metadata_image(m))
     assert {a.action for a in publish.publish(m, plan, dist, yes=True)} == {publish.SKIP}
+    assert _digest(publish.metadata_image(m)) == metadata  # nothing new: the release metadata is not re-pushed
     assert (dist / "SHA256SUMS").read_text().count(".whl") == 2
     assert '"bomFormat": "CycloneDX"' in (dist / "sbom.cdx.json").read_text()
     _change_content(dist, "wheel:saxpy:cu130:x86_64")
