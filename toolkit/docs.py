@@ -97,7 +97,7 @@ def _artifact_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
     for artifact in plan.artifacts:
         record = records.get(artifact.id)
         if not record:
-            rows.append([f"`{artifact.id}`", artifact.build.platform, "not built", "untested"])
+            rows.append([f"`{artifact.id}`", artifact.build.platform, "not built", "-", "untested"])
             continue
         built = record.get("file") or record.get("platform_tag", "")
         ident = (record.get("sha256") or record.get("digest") or "")[:19]
@@ -105,7 +105,8 @@ def _artifact_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
         results = ", ".join(f"{r['python']}: {r['result']}" for r in runs) if runs else "untested"
         if runs and not _passes(record) and all(r["result"] != "pass" for r in runs):
             results += " (no pass)"
-        rows.append([f"`{artifact.id}`", artifact.build.platform, f"`{built}` ({ident})", results])
+        rows.append([f"`{artifact.id}`", artifact.build.platform, f"`{built}` ({ident})",
+                     record.get("build_mode", "-"), results])
     return rows
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import fingerprint, render, tools, wheels
 from .console import step
+from .engine.daemon import host_arch
 from .errors import BuildError, CommandError
 from .manifest import Manifest, now
 from .matrix import Matrix
@@ -129,6 +130,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                           "fingerprint": prints[image.id],
                           "platform": image.build.platform, "digest": digest, "pushed": push,
                           "cuda": image.build.cuda, "framework": image.framework, "build_seconds": seconds,
+                          "build_mode": "native" if image.build.arch is host_arch() else "emulated",
                           "built_at": now(), "wheels": [manifest.artifact(w).get("sha256") for w in image.wheels]}
                 manifest.record(image.id, **record)
                 records.append({"id": image.id, **record})
