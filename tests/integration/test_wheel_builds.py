@@ -100,4 +100,5 @@ def test_cross_builds_with_emulation_off_and_matches_the_emulated_wheel(built_wh
     print(f"aarch64 wheel: cross {crossed['build_seconds']} s, emulated {emulated['build_seconds']} s")
     assert (crossed["build_mode"], emulated["build_mode"]) == ("cross", "emulated")
     assert crossed["file"] == emulated["file"] == built_wheels[1][ARM]["file"]
+    assert crossed["sha256"] == built_wheels[1][ARM]["sha256"]  # built_wheels cross-compiled it too: reproducible
     assert _gpu_code(crossed) == _gpu_code(emulated) and crossed["audit"]["ok"]
