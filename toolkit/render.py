@@ -131,10 +131,14 @@ def _bake(m: Matrix) -> dict[str, object]:
     return {"bake": list(targets.values()), "targets": list(targets)}
 
 
+def _wheels_cuda_dir(version: str) -> str:
+    """Where NVIDIA's CUDA wheels of a major version put bin/, include/ and lib/, below site-packages."""
+    return f"nvidia/cu{version.split('.')[0]}"
+
+
 def cuda_home(version: str, line: CudaLine) -> str:
     """Where the builder finds the CUDA toolchain (PyPI wheels or the base image's)."""
-    major = version.split(".")[0]
-    return f"/opt/cuda-wheels/nvidia/cu{major}" if line.toolchain.value == "pypi" else "/usr/local/cuda"
+    return f"/opt/cuda-wheels/{_wheels_cuda_dir(version)}" if line.toolchain.value == "pypi" else "/usr/local/cuda"
 
 
 def hashed_tag(m: Matrix, name: str, tag: str, dockerfile_text: str) -> str:
@@ -176,9 +180,10 @@ def outputs(m: Matrix) -> list[Output]:
                local_wheels=args["LOCAL_WHEELS"], cuda_home=cuda_home(version, m.cuda[version]),
                arch_map=[(a.docker, a.value) for a in m.axes.arch],
                smoke=json.dumps(list(m.framework[name].smoke or ("python", "-c", "print('ok')"))))
+    builders = {}
     for version in m.axes.cuda:
         line = m.cuda[version]
-        builder = render("wheel-builder.Dockerfile.j2", builder_dockerfile(version), cuda=version,
+        builder = builders[version] = render("wheel-builder.Dockerfile.j2", builder_dockerfile(version), cuda=version,
                          build_image=line.build_image, python_tag=python_tag(line.builder_python),
                          build_tools=" ".join(BUILD_TOOLS), cuda_home=cuda_home(version, line),
                          toolchain_requirements=" ".join(line.toolchain_requirements))
@@ -188,13 +193,11 @@ def outputs(m: Matrix) -> list[Output]:
                archs=[a.value for a in m.axes.arch])
     for version in cross_lines(m):
         line = m.cuda[version]
-        builder = next(o.text for o in rendered if o.path == builder_dockerfile(version))
-        home = cuda_home(version, line)
         render("cross-builder.Dockerfile.j2", cross_dockerfile(version), cuda=version,
-               builder_image=builder_image(m, version, builder), python_tag=python_tag(line.builder_python),
+               builder_image=builder_image(m, version, builders[version]), python_tag=python_tag(line.builder_python),
                builder_python=line.builder_python, cross_tools=" ".join(CROSS_TOOLS),
                cross_runtime=line.cross_runtime, triplet=CROSS_TRIPLET,
-               target_lib=f"/opt/cross/aarch64/{home.removeprefix('/opt/cuda-wheels/')}/lib")
+               target_lib=f"/opt/cross/aarch64/{_wheels_cuda_dir(version)}/lib")
     if cross_lines(m):
         render("toolchain.cmake.j2", CROSS_TOOLCHAIN, triplet=CROSS_TRIPLET,
                dockerfiles=", ".join(cross_dockerfile(v) for v in cross_lines(m)))
@@ -215,7 +218,6 @@ def python_tag(python: str) -> str:
     """The manylinux interpreter tag of a Python version, e.g. cp311-cp311."""
     tag = "cp" + python.replace(".", "")
     return f"{tag}-{tag}"
-
 
 
 def _stale(root: Path, keep: set[str]) -> list[Path]:
