@@ -48,9 +48,7 @@ def ensure_builder(m: Matrix, version: str, root: Path, ca: Path, dry_run: bool)
     """Make sure the cross builder of a CUDA line exists (linux/amd64 only); return its image."""
     dockerfile = root / render.cross_dockerfile(version)
     image = render.cross_image(m, version, dockerfile.read_text())
-    platforms = [Arch.X86_64.platform]
-    docker.ensure_image(image, platforms, docker.build_commands(
-        dockerfile=dockerfile, image=image, platforms=platforms, secrets={"ca": ca}), dry_run=dry_run)
+    docker.ensure_image(image, [Arch.X86_64.platform], dockerfile=dockerfile, dry_run=dry_run, secrets={"ca": ca})
     return image
 
 

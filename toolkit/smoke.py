@@ -68,9 +68,8 @@ def _ensure_python_images(m: Matrix, plan: Plan) -> dict[str, str]:
 def _ensure_python_image(m: Matrix, python: str, platforms: list[str]) -> str:
     image = python_image(m, python)
     dockerfile = m.source.resolve().parent / render.PYTHON_DOCKERFILE
-    docker.ensure_image(image, platforms, docker.build_commands(
-        dockerfile=dockerfile, image=image, platforms=platforms,
-        build_args={"BASE_IMAGE": m.image(m.python_image[python])}), dry_run=False)
+    docker.ensure_image(image, platforms, dockerfile=dockerfile, dry_run=False,
+                        build_args={"BASE_IMAGE": m.image(m.python_image[python])})
     return image
 
 

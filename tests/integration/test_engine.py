@@ -157,3 +157,15 @@ def test_a_second_engine_reuses_docker_and_down_stops_only_its_own(engine_up, tm
     assert adapter.ping(), "the shared dockerd must keep running"
     assert daemon.dockerd_status(state).started_by == "external"
     assert credentials.load(state, "registry").password != credentials.load(engine_up, "registry").password
+
+
+def test_adding_a_platform_keeps_those_the_tag_has(engine_up, tmp_path):
+    """ensure_image builds only what the registry lacks, and its join keeps the platforms already there."""
+    (tmp_path / "hello").write_text("hello\n")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM scratch\nCOPY hello /hello\n")  # no RUN: no emulation needed for arm64
+    image = f"127.0.0.1:5000/gpu-toolkit/ensure-test:{time.time_ns()}"
+    assert adapter.ensure_image(image, ["linux/amd64"], dockerfile=dockerfile, dry_run=False)
+    assert adapter.ensure_image(image, ["linux/arm64"], dockerfile=dockerfile, dry_run=False)
+    assert sorted(adapter.platforms_of(image)) == ["linux/amd64", "linux/arm64"]
+    assert not adapter.ensure_image(image, ["linux/amd64", "linux/arm64"], dockerfile=dockerfile, dry_run=False)

@@ -109,22 +109,31 @@ def run(image: str, argv: list[str], *, platform: str | None = None, **kwargs) -
 
 def build_commands(*, dockerfile: Path, image: str, platforms: list[str], context: Path | None = None,
                    build_args: dict[str, str] | None = None, secrets: dict[str, Path] | None = None,
-                   extra: list[str] | None = None) -> list[list[str]]:
-    """buildx commands that push one IMAGE-<arch> per platform, then join them into IMAGE."""
+                   extra: list[str] | None = None, joined: list[str] | None = None) -> list[list[str]]:
+    """buildx commands that push one IMAGE-<arch> per platform, then join them (or ``joined``) into IMAGE."""
     common = [f"--build-arg={k}={v}" for k, v in (build_args or {}).items()]
     common += [f"--secret=id={k},src={v}" for k, v in (secrets or {}).items()]
     commands = [["docker", "buildx", "build", f"--platform={p}", f"--file={dockerfile}", *common, *(extra or []),
                  f"--tag={image}-{p.split('/')[1]}", "--push", str(context or dockerfile.parent)]
                 for p in platforms]
-    joined = ["docker", "buildx", "imagetools", "create", f"--tag={image}",
-              *(f"{image}-{p.split('/')[1]}" for p in platforms)]
-    return [*commands, joined]
+    join = ["docker", "buildx", "imagetools", "create", f"--tag={image}",
+            *(f"{image}-{p.split('/')[1]}" for p in joined or platforms)]
+    return [*commands, join]
 
 
-def ensure_image(image: str, platforms: list[str], commands: list[list[str]], *, dry_run: bool) -> bool:
-    """Run ``commands`` unless the registry already has ``image`` for every platform; True if built."""
-    if not dry_run and set(platforms) <= set(platforms_of(image) or ()):
+def ensure_image(image: str, platforms: list[str], *, dockerfile: Path, dry_run: bool,
+                 build_args: dict[str, str] | None = None, secrets: dict[str, Path] | None = None) -> bool:
+    """Build the platforms of ``image`` that the registry lacks and join them with those it has.
+
+    True if anything was built. The join keeps the platforms already there: asking for arm64 alone
+    must not drop amd64 from the tag.
+    """
+    have = [] if dry_run else platforms_of(image) or []
+    missing = [p for p in platforms if p not in have]
+    if not missing:
         return False
+    commands = build_commands(dockerfile=dockerfile, image=image, platforms=missing, build_args=build_args,
+                              secrets=secrets, joined=sorted({*have, *platforms}))
     for argv in commands:
         if dry_run:
             print(shlex.join(argv))
