@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import hostinfo, images, render, tools, wheels
+from . import cross, hostinfo, images, render, tools, wheels
 from .console import step, table
 from .manifest import now
-from .matrix import BuildMode, Matrix, load_matrix
+from .matrix import Arch, BuildMode, Matrix, load_matrix
 from .plan import Selection, make_plan
 
 SYNTHETIC_FRAMEWORKS = 25  # 2 archs x 4 Pythons x 5 CUDA lines x 25 frameworks = 1,000 cells
@@ -81,8 +81,12 @@ def run(m: Matrix, dist: Path, runs: int = 3) -> list[dict]:
         rows.append(_row("`toolkit plan --json` + `render` outputs, 1,000 cells (in-process)", _times(
             lambda: (make_plan(load_matrix(big)), render.outputs(load_matrix(big))), runs), goal="< 1 s"))
 
-    step("one wheel: toolkit wheels against raw cibuildwheel on the same rendered config")
     (w,) = plan_x86.wheels
+    step("builder images for every mode (not timed: each timed build then finds its builder ready)")
+    wheels.ensure_builder(m, w.build.cuda, list(Arch), root, dry_run=False)
+    cross.ensure_builder(m, w.build.cuda, root, wheels.ca_mount(), dry_run=False)
+
+    step("one wheel: toolkit wheels against raw cibuildwheel on the same rendered config")
     argv, env = wheels.cibuildwheel_command(m, w, root, dist / "bench-raw")
     ours = _times(lambda: wheels.build(m, plan_x86, root, dist, force=True), runs)
     raw = _times(lambda: _quiet(argv, env, root), runs)
