@@ -17,6 +17,7 @@ from . import render
 from .engine import docker
 from .errors import ConfigError
 from .matrix import Arch, BuildMode, Matrix
+from .plan import WheelArtifact
 
 PROJECT = "/project"
 OUTPUT = "/output"
@@ -25,12 +26,14 @@ TOOLCHAIN = "/toolchain.cmake"
 REPAIR = f"auditwheel repair --exclude libcuda.so.1 --ldpaths /usr/{render.CROSS_TRIPLET}/lib"
 
 
-def resolve(m: Matrix, arch: Arch, version: str, host: Arch, override: BuildMode | None = None) -> BuildMode:
-    """How a wheel for ``arch`` of CUDA ``version`` is built on ``host`` (``override``: --build-mode)."""
+def resolve(m: Matrix, w: WheelArtifact, host: Arch, override: BuildMode | None = None) -> BuildMode:
+    """How wheel ``w`` is built on ``host`` (``override``: --build-mode)."""
+    arch, version = w.build.arch, w.build.cuda
     if arch is host:
         return BuildMode.NATIVE
     wanted = override or m.build_mode.get(arch.value, BuildMode.AUTO)
-    can_cross = arch is Arch.AARCH64 and host is Arch.X86_64 and version in render.cross_lines(m)
+    # Only stable-ABI extensions: any other's file name carries the build interpreter's (x86_64) suffix.
+    can_cross = arch is Arch.AARCH64 and host is Arch.X86_64 and version in render.cross_lines(m) and w.abi3
     if wanted is BuildMode.AUTO:
         return BuildMode.CROSS if can_cross else BuildMode.EMULATED
     key = f"{m.source}: build-mode.{arch.value}"
@@ -39,8 +42,8 @@ def resolve(m: Matrix, arch: Arch, version: str, host: Arch, override: BuildMode
         raise ConfigError([f"{key}: 'native' builds only on an {arch.value} host, this one is {host.value}; "
                            + allowed])
     if wanted is BuildMode.CROSS and not can_cross:
-        raise ConfigError([f"{key}: 'cross' cannot build CUDA {version} {arch.value} wheels on {host.value} "
-                           f"(it needs an x86_64 host and a pypi toolchain with nvidia-cuda-runtime); {allowed}"])
+        raise ConfigError([f"{key}: 'cross' cannot build {w.id} on {host.value} (it needs an x86_64 host, "
+                           f"an abi3 package and a pypi toolchain with nvidia-cuda-runtime); {allowed}"])
     return wanted
 
 

@@ -115,7 +115,7 @@ def _build_mode(matrix: Matrix, a: WheelArtifact | ImageArtifact) -> tuple[Build
     if not isinstance(a, WheelArtifact):
         return None, ""
     try:
-        return cross.resolve(matrix, a.build.arch, a.build.cuda, host_arch()), ""
+        return cross.resolve(matrix, a, host_arch()), ""
     except ConfigError as exc:
         return None, "; ".join(exc.problems)
 

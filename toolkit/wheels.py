@@ -121,7 +121,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
     if not plan.wheels:
         return []
     host = host_arch()
-    modes = {w.id: cross.resolve(m, w.build.arch, w.build.cuda, host, mode) for w in plan.wheels}
+    modes = {w.id: cross.resolve(m, w, host, mode) for w in plan.wheels}
     render.check(m, root)  # build exactly what is committed
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []

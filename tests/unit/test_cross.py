@@ -7,15 +7,24 @@ import pytest
 from toolkit import cross, matrix, render
 from toolkit.errors import ConfigError
 from toolkit.matrix import Arch, BuildMode
+from toolkit.plan import Selection, make_plan
 
 X86, ARM = Arch.X86_64, Arch.AARCH64
 
 
+def _crossable(text: str) -> str:
+    """Matrix text with the CUDA runtime wheel among 13.0's toolchain: its aarch64 wheels can cross."""
+    return text.replace('["nvidia-cuda-nvcc==13.0.*"]', '["nvidia-cuda-nvcc==13.0.*", "nvidia-cuda-runtime==13.0.*"]')
+
+
 @pytest.fixture
 def crossable(small_matrix, write_matrix):
-    """The small matrix with the CUDA runtime wheel among 13.0's toolchain: its aarch64 wheels can cross."""
-    return matrix.load_matrix(write_matrix(small_matrix.replace(
-        '["nvidia-cuda-nvcc==13.0.*"]', '["nvidia-cuda-nvcc==13.0.*", "nvidia-cuda-runtime==13.0.*"]')))
+    return matrix.load_matrix(write_matrix(_crossable(small_matrix)))
+
+
+def _wheel(m, arch: Arch, version: str):
+    plan = make_plan(m, Selection(arch=(arch.value,), cuda=(version,), framework=("none",)))
+    return plan.wheels[0]
 
 
 @pytest.mark.parametrize("arch, version, host, override, expected", [
@@ -27,14 +36,23 @@ def crossable(small_matrix, write_matrix):
     (X86, "13.0", ARM, None, BuildMode.EMULATED),  # cross targets aarch64 only
 ])
 def test_build_mode_resolution(crossable, arch, version, host, override, expected):
-    assert cross.resolve(crossable, arch, version, host, override) is expected
+    assert cross.resolve(crossable, _wheel(crossable, arch, version), host, override) is expected
 
 
 def test_native_elsewhere_and_an_impossible_cross_are_config_errors(crossable):
     with pytest.raises(ConfigError, match=r"build-mode\.aarch64: 'native' builds only on an aarch64 host"):
-        cross.resolve(crossable, ARM, "13.0", X86, BuildMode.NATIVE)
-    with pytest.raises(ConfigError, match=r"'cross' cannot build CUDA 12\.8 aarch64 wheels"):
-        cross.resolve(crossable, ARM, "12.8", X86, BuildMode.CROSS)
+        cross.resolve(crossable, _wheel(crossable, ARM, "13.0"), X86, BuildMode.NATIVE)
+    with pytest.raises(ConfigError, match=r"'cross' cannot build wheel:saxpy:cu128:aarch64"):
+        cross.resolve(crossable, _wheel(crossable, ARM, "12.8"), X86, BuildMode.CROSS)
+
+
+def test_only_stable_abi_wheels_cross(small_matrix, write_matrix):
+    text = _crossable(small_matrix).replace('path = "examples/saxpy"', 'path = "examples/saxpy"\nabi3 = false')
+    m = matrix.load_matrix(write_matrix(text))
+    wheel = _wheel(m, ARM, "13.0")  # one per Python now; its extension suffix would name x86_64
+    assert cross.resolve(m, wheel, X86) is BuildMode.EMULATED
+    with pytest.raises(ConfigError, match="an abi3 package"):
+        cross.resolve(m, wheel, X86, BuildMode.CROSS)
 
 
 def test_cross_files_are_rendered_for_crossable_lines_only(crossable, small_matrix, write_matrix):
