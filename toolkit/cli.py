@@ -32,7 +32,7 @@ from . import (
     workflows,
 )
 from .console import table
-from .errors import BuildError, ConfigError, EngineError, PublishError, SmokeError, ToolkitError
+from .errors import BuildError, ConfigError, EngineError, PublishError, ToolkitError
 from .matrix import AXES, BuildMode, Matrix, load_matrix, schema
 from .plan import Selection, make_plan, to_json
 
@@ -262,9 +262,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     else:
         print(table(("artifact", "platform", "python", "where", "result", "gpu", "seconds"),
                     [(r.artifact, r.platform, r.python, r.where or "-", r.result, r.gpu, r.seconds) for r in runs]))
-    failed = [r for r in runs if r.result == smoke.FAIL]
-    if failed:
-        raise SmokeError("\n".join(f"{r.artifact} ({r.platform}, Python {r.python}): {r.detail}" for r in failed))
+    smoke.require_pass(runs)
     return 0
 
 

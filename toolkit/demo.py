@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import docs, engine, images, publish, render, settings, smoke, wheels
 from .console import step, table
-from .errors import EngineError, PublishError, SmokeError
+from .errors import EngineError, PublishError
 from .manifest import Manifest
 from .matrix import Matrix
 from .plan import Plan
@@ -28,7 +28,7 @@ def run(m: Matrix, plan: Plan, dist: Path) -> str:
         ("engine up", lambda: _engine(m, plan)),
         ("wheels", lambda: wheels.build(m, plan, root, dist)),
         ("images", lambda: images.build(m, plan, root, dist, push=True)),
-        ("smoke", lambda: _smoke(m, plan, dist)),
+        ("smoke", lambda: smoke.require_pass(smoke.smoke(m, plan, dist))),
         ("publish", lambda: publish.publish(m, plan, dist, yes=True)),
         ("verify", lambda: _verify(m, plan, dist)),
         ("docs", lambda: (docs.publish_manifest(dist, root), render.write(m, root))),
@@ -43,12 +43,6 @@ def _engine(m: Matrix, plan: Plan) -> None:
     down = [s.name for s in engine.up(m, plan, settings.state_dir()) if not s.up]
     if down:
         raise EngineError(f"not available: {', '.join(down)}")
-
-
-def _smoke(m: Matrix, plan: Plan, dist: Path) -> None:
-    failed = [r for r in smoke.smoke(m, plan, dist) if r.result == smoke.FAIL]
-    if failed:
-        raise SmokeError("\n".join(f"{r.artifact} ({r.platform}, {r.python}): {r.detail}" for r in failed))
 
 
 def _verify(m: Matrix, plan: Plan, dist: Path) -> None:

@@ -32,7 +32,7 @@ from .matrix import Matrix
 from .plan import ImageArtifact, Plan, Selection, WheelArtifact, make_plan
 from .wheels import ca_mount
 
-PASS, FAIL, UNTESTED, SKIPPED = "pass", "FAIL", "untested", "skipped"
+PASS, FAIL, UNTESTED = "pass", "FAIL", "untested"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -167,6 +167,13 @@ def _host_run(w: WheelArtifact, wheel: Path, audited_sass: list[str], gpu: bool)
                gpu=gpu_result, seconds=_since(started), detail=detail)
 
 
+def require_pass(runs: list[Run]) -> None:
+    """Raise SmokeError naming every failed run (untested ones are not failures)."""
+    failed = [r for r in runs if r.result == FAIL]
+    if failed:
+        raise SmokeError("\n".join(f"{r.artifact} ({r.platform}, Python {r.python}): {r.detail}" for r in failed))
+
+
 def _since(started: float) -> float:
     return round(time.monotonic() - started, 1)
 
@@ -178,16 +185,9 @@ def _image_expectations(m: Matrix, image: ImageArtifact) -> tuple[str, str]:
         pins = [s.version for s in parsed.specifier if s.operator == "=="]
         if pins:
             return parsed.name, pins[0]
-    for w in image.wheels:
-        wheel = next(x for x in plan_wheels(m, image) if x.id == w)
-        return wheel.package, wheel.version
-    return "", ""
-
-
-def plan_wheels(m: Matrix, image: ImageArtifact) -> tuple[WheelArtifact, ...]:
-    """The wheel artifacts an image contains."""
-    return tuple(w for w in make_plan(m, Selection(cuda=(image.build.cuda,), arch=(image.build.arch.value,),
-                                                   framework=(image.framework,))).wheels if w.id in image.wheels)
+    contained = [w for w in make_plan(m, Selection(cuda=(image.build.cuda,), arch=(image.build.arch.value,),
+                                                   framework=(image.framework,))).wheels if w.id in image.wheels]
+    return (contained[0].package, contained[0].version) if contained else ("", "")
 
 
 def _image_script(image: ImageArtifact, distribution: str) -> str:
@@ -204,11 +204,12 @@ def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
     distribution, version = _image_expectations(m, image)
     started = time.monotonic()
     ref = record["platform_tag"]
+    gpus = docker.gpu_options(gpu)
     try:
         if record.get("pushed"):
             docker.pull(ref, platform=image.build.platform, cred=docker.registry_credential())
         out = docker.run(ref, ["sh", "-c", _image_script(image, distribution)], platform=image.build.platform,
-                         **docker.gpu_options(gpu))
+                         **gpus)
         machine, arch_list, found, *rest = [*out.splitlines(), "", "", ""]
         problems = [f"{what}: got {got!r}, expected {want!r}" for what, got, want in (
             ("uname -m", machine, image.build.arch.value),
@@ -219,7 +220,7 @@ def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
     except (CommandError, EngineError) as exc:
         result, detail = FAIL, str(exc)[-600:]
     return Run(artifact=image.id, platform=image.build.platform, python="-", where="container", result=result,
-               gpu="skipped: no GPU" if not gpu else "ran with --gpus all" if docker.gpu_options(gpu) else
+               gpu="skipped: no GPU" if not gpu else "ran with --gpus all" if gpus else
                "no NVIDIA container runtime", seconds=_since(started), detail=detail)
 
 

@@ -21,6 +21,7 @@ def _smoke(repo_matrix, dist, *, host=False, arch=None):
     return smoke.smoke(repo_matrix, make_plan(repo_matrix, selection), dist, host=host)
 
 
+@pytest.mark.usefixtures("built_images")  # the plan smoked includes the none images
 def test_wheels_pass_in_containers_per_arch_and_python(built_wheels, repo_matrix, capsys):
     dist, _ = built_wheels
     assert cli.main(["smoke", "--cuda", "13.0", "--framework", "none", "--dist", str(dist)]) == 0
@@ -52,6 +53,7 @@ def _corrupt(dist, artifact_id):
     manifest.record(artifact_id, sha256=sha256(wheel))
 
 
+@pytest.mark.usefixtures("built_images")  # the plan smoked includes the none images
 def test_a_wheel_whose_extension_cannot_load_fails(built_wheels, repo_matrix, tmp_path):
     dist = tmp_path / "dist"
     shutil.copytree(built_wheels[0], dist)
@@ -61,6 +63,7 @@ def test_a_wheel_whose_extension_cannot_load_fails(built_wheels, repo_matrix, tm
     assert failed and all("invalid ELF header" in r.detail or "ImportError" in r.detail for r in failed)
 
 
+@pytest.mark.usefixtures("built_images")  # the plan smoked includes the none images
 def test_a_wheel_for_another_arch_fails(built_wheels, repo_matrix, tmp_path, capsys):
     dist = tmp_path / "dist"
     shutil.copytree(built_wheels[0], dist)
