@@ -169,3 +169,16 @@ def test_adding_a_platform_keeps_those_the_tag_has(engine_up, tmp_path):
     assert adapter.ensure_image(image, ["linux/arm64"], dockerfile=dockerfile, dry_run=False)
     assert sorted(adapter.platforms_of(image)) == ["linux/amd64", "linux/arm64"]
     assert not adapter.ensure_image(image, ["linux/amd64", "linux/arm64"], dockerfile=dockerfile, dry_run=False)
+
+
+def test_bootstrapping_a_platform_keeps_those_the_tag_has(engine_up):
+    """A plan that needs fewer platforms than the mirror tag holds must not drop the others from it."""
+    from toolkit.engine import baseimages
+    from toolkit.matrix import Arch
+
+    resolved = f"127.0.0.1:5000/mirror/bootstrap-test:{time.time_ns()}"
+    for arch in (Arch.AARCH64, Arch.X86_64):  # rootfs tarballs are cached by engine up
+        image = baseimages.BaseImage(public="debian:bookworm-slim", resolved=resolved, archs=(arch,),
+                                     suite="bookworm")
+        assert baseimages.ensure(engine_up, image).up
+    assert sorted(adapter.platforms_of(resolved)) == ["linux/amd64", "linux/arm64"]

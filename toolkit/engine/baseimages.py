@@ -86,7 +86,9 @@ def ensure(state: Path, image: BaseImage) -> Status:
 
 
 def _bootstrap(state: Path, image: BaseImage) -> None:
-    for arch in image.archs:
+    """Build the platforms the tag lacks; the join keeps those it has (a plan may need fewer)."""
+    have = set(docker.platforms_of(image.resolved) or ())
+    for arch in (a for a in image.archs if a.platform not in have):
         rootfs = _rootfs(state / "rootfs", image.suite, arch)
         context = state / "baseimages" / f"{image.suite}-{arch.docker}"
         context.mkdir(parents=True, exist_ok=True)
@@ -96,8 +98,7 @@ def _bootstrap(state: Path, image: BaseImage) -> None:
         step(f"building {image.resolved} for {arch.platform} from the {image.suite} rootfs")
         tools.run(docker.build_commands(dockerfile=context / "Dockerfile", image=image.resolved,
                                         platforms=[arch.platform])[0])
-    tools.run(docker.build_commands(dockerfile=Path("Dockerfile"), image=image.resolved,
-                                    platforms=[a.platform for a in image.archs])[-1])
+    tools.run(docker.join_command(image.resolved, sorted(have | image.platforms)))
 
 
 def _rootfs(cache: Path, suite: str, arch: Arch) -> Path:

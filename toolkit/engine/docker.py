@@ -116,9 +116,13 @@ def build_commands(*, dockerfile: Path, image: str, platforms: list[str], contex
     commands = [["docker", "buildx", "build", f"--platform={p}", f"--file={dockerfile}", *common, *(extra or []),
                  f"--tag={image}-{p.split('/')[1]}", "--push", str(context or dockerfile.parent)]
                 for p in platforms]
-    join = ["docker", "buildx", "imagetools", "create", f"--tag={image}",
-            *(f"{image}-{p.split('/')[1]}" for p in joined or platforms)]
-    return [*commands, join]
+    return [*commands, join_command(image, joined or platforms)]
+
+
+def join_command(image: str, platforms: list[str]) -> list[str]:
+    """The ``imagetools create`` that makes IMAGE a manifest list of its IMAGE-<arch> tags."""
+    return ["docker", "buildx", "imagetools", "create", f"--tag={image}",
+            *(f"{image}-{p.split('/')[1]}" for p in platforms)]
 
 
 def ensure_image(image: str, platforms: list[str], *, dockerfile: Path, dry_run: bool,
