@@ -136,8 +136,8 @@ def _index_files(index_url: str, project: str) -> dict[str, str]:
     return dict((name, digest) for digest, name in re.findall(r'#sha256=([0-9a-f]{64})"[^>]*>([^<]+)<', page))
 
 
-def _wheel_action(w: WheelArtifact, record: dict, index_url: str) -> Action:
-    held = _index_files(index_url, w.package).get(record["file"])
+def _wheel_action(w: WheelArtifact, record: dict, index_url: str, on_index: dict[str, str]) -> Action:
+    held = on_index.get(record["file"])
     if held is None:
         return Action(artifact=w.id, target=index_url, action=UPLOAD, detail=record["file"])
     if held == record["sha256"]:
@@ -182,7 +182,9 @@ def _registry_digests(ref: str) -> list[str] | None:
 
 def actions(m: Matrix, plan: Plan, manifest: Manifest) -> list[Action]:
     """Upload, skip or refuse, for every wheel file and every image tag of the plan."""
-    found = [_wheel_action(w, manifest.artifact(w.id), m.publish.index_url) for w in plan.wheels]
+    url = m.publish.index_url
+    on_index = {package: _index_files(url, package) for package in {w.package for w in plan.wheels}}
+    found = [_wheel_action(w, manifest.artifact(w.id), url, on_index[w.package]) for w in plan.wheels]
     for tag in dict.fromkeys(i.tag for i in plan.images):
         members = [i for i in plan.images if i.tag == tag]
         found.append(_image_action(members[0], [manifest.artifact(i.id) for i in members]))
