@@ -68,6 +68,9 @@ def write_matrix(tmp_path: Path):
     """Write matrix text to tmp_path/matrix.toml and return its path."""
 
     def write(text: str = SMALL_MATRIX) -> Path:
+        package = tmp_path / "examples" / "saxpy"  # [package.saxpy] must name a real Python package
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "pyproject.toml").touch()
         path = tmp_path / "matrix.toml"
         path.write_text(text)
         return path

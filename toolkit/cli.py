@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -272,14 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="toolkit", description="Build, test and publish multi-arch CUDA wheels and images "
         "from one matrix.toml.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--matrix", metavar="PATH",
-                        help=f"matrix file (default: ${settings.MATRIX_ENV}, else ./matrix.toml)")
+    matrix_help = f"matrix file (default: ${settings.MATRIX_ENV}, else ./matrix.toml)"
+    parser.add_argument("--matrix", metavar="PATH", help=matrix_help)
     parser.epilog = "container/build.sh and container/run.sh run `toolkit container-build|container-run`."
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
+        # Also after the subcommand (`nox -s wheels -- --matrix F` puts it there); SUPPRESS keeps the
+        # value given before the subcommand when none comes after it.
+        p.add_argument("--matrix", metavar="PATH", default=argparse.SUPPRESS, help=matrix_help)
         return p
 
     command("validate", cmd_validate, "check matrix.toml and report every problem")
@@ -368,3 +372,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `toolkit plan | head`: the reader left; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -5,17 +5,21 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+import re
 import sys
 import types
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from . import cuda
 from .errors import ConfigError, allowed_list, suggest
-from .spec import Problems, json_schema, key_path, load, setting
+from .settings import INDEX_PASSWORD_ENV, INDEX_USER_ENV
+from .spec import HiddenValueError, Problems, defaults, json_schema, key_path, load_fields, setting
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -105,6 +109,53 @@ def _version(value: object) -> str:
     return value
 
 
+# The OCI distribution reference grammar, lower case: a registry host (with a dot or a port, or
+# localhost, as Docker tells a registry from a namespace) and path components.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REGISTRY = r"(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*:[0-9]+)"
+_REPOSITORY = re.compile(rf"^{_REGISTRY}(?:/{_PATH_COMPONENT})+$")
+_NAME_COMPONENT = re.compile(rf"^{_PATH_COMPONENT}$")
+_LOCAL_LABEL = re.compile(r"^[a-z0-9]+(?:\.[a-z0-9]+)*$")
+
+
+def _image_repository(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    if not _REPOSITORY.match(value):
+        raise ValueError("not an OCI repository: write REGISTRY/NAMESPACE in lower case, the registry with a dot "
+                         "or a port (e.g. ghcr.io/my-org or 127.0.0.1:5000/my-project), no tag")
+    return value
+
+
+def _index_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise HiddenValueError("credentials do not belong in the matrix (it is committed and printed): "
+                         f"set {INDEX_USER_ENV} and {INDEX_PASSWORD_ENV} in the environment instead")
+    return value
+
+
+def _local_label(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    if value and not _LOCAL_LABEL.match(value):
+        raise ValueError("a PEP 440 local label is lower-case letters and digits, parts joined by dots "
+                         "(e.g. cu130)")
+    return value
+
+
+def _positive(value: object) -> int:
+    if type(value) is not int:
+        raise TypeError("expected an integer")
+    if value <= 0:
+        raise ValueError("must be a positive number of MB")
+    return value
+
+
 _ARCHS = {"type": "string", "description": "e.g. \"7.5 8.0 9.0a 12.0+PTX\" or \"75-real;90a-real;120\""}
 _REQ = {"type": "string", "description": "a pip requirement such as vllm==0.32.0"}
 _CUDA_VERSIONS = {"enum": list(cuda.CUDA_SASS)}
@@ -162,7 +213,8 @@ class CudaLine:
     toolchain_requirements: tuple[str, ...] = setting(
         "toolchain-requirements", "With toolchain = pypi: the CUDA wheels, pinned to one minor",
         default=(), parse=_requirement, schema=_REQ)
-    local_version: str = setting("local-version", "PEP 440 local label for wheels, e.g. cu130", default="")
+    local_version: str = setting("local-version", "PEP 440 local label for wheels, e.g. cu130", default="",
+                                 parse=_local_label, schema={"type": "string", "pattern": _LOCAL_LABEL.pattern})
     build_image: str = setting("build-image", "Public name of the image builds start from")
     runtime_image: str = setting("runtime-image", "Public name of the slim runtime image")
     builder_python: str = setting("builder-python", "Version of build-image's python3 (bookworm: 3.11); "
@@ -201,7 +253,7 @@ class Package:
     abi3: bool = setting("abi3", "Built against the stable ABI: one wheel serves every Python", default=True)
     smoke: tuple[str, ...] = setting("smoke", "Smoke command, as an argv list (no shell)", default=(), text=True)
     max_size_mb: int = setting("max-size-mb", "Largest wheel allowed, in MB (PyPI's default limit)",
-                               default=100)
+                               default=100, parse=_positive, schema={"type": "integer", "minimum": 1})
     gpu_smoke: tuple[str, ...] = setting("gpu-smoke", "Smoke command run where a GPU is present; its JSON "
                                          "output may report the kernel arch the device ran", default=(), text=True)
 
@@ -210,9 +262,12 @@ class Package:
 class Publish:
     """[publish]: where releases go."""
 
-    index_url: str = setting("index-url", "Package index upload URL", default="http://127.0.0.1:8081/")
-    image_repository: str = setting("image-repository", "Image repository (registry/namespace)",
-                                    default="127.0.0.1:5000/gpu-toolkit")
+    index_url: str = setting("index-url", "Package index upload URL (no credentials: TWINE_USERNAME and "
+                             "TWINE_PASSWORD)", default="http://127.0.0.1:8081/", parse=_index_url,
+                             schema={"type": "string", "pattern": "^https?://"})
+    image_repository: str = setting("image-repository", "Image repository (registry/namespace, lower case)",
+                                    default="127.0.0.1:5000/gpu-toolkit", parse=_image_repository,
+                                    schema={"type": "string", "pattern": _REPOSITORY.pattern})
 
 
 _EMPTY: Mapping = types.MappingProxyType({})
@@ -278,44 +333,111 @@ def load_matrix(path: Path) -> Matrix:
         raise ConfigError([f"{path}: no such file (pass --matrix PATH or set TOOLKIT_MATRIX)"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    matrix = load(Matrix, raw, "", problems)
-    if matrix is not None:
-        _check(matrix, problems)
-    if not problems.items and not cells(matrix):
-        problems.add("axes", "the matrix expands to nothing: every combination is excluded")
+    values = load_fields(Matrix, raw, "", problems)
+    if values is None:
+        raise ConfigError(problems.items)
+    # Cross-table checks look at every table that loaded, so that one typo hides no other mistake.
+    _check(types.SimpleNamespace(**{**defaults(Matrix), **values}), path.resolve().parent, problems)
     if problems.items:
         raise ConfigError(problems.items)
-    return dataclasses.replace(matrix, source=path)
+    matrix = Matrix(**values, source=path)
+    if not cells(matrix):
+        problems.add("axes", "the matrix expands to nothing: every combination is excluded")
+        raise ConfigError(problems.items)
+    return matrix
 
 
-def _check(m: Matrix, problems: Problems) -> None:
-    """Cross-table checks: everything that one table alone cannot know."""
-    _check_names(m.axes.cuda, m.cuda, "axes.cuda", "cuda", problems)
-    _check_names(m.axes.framework, m.framework, "axes.framework", "framework", problems)
-    for version, line in m.cuda.items():
+def _check(m: Matrix, root: Path, problems: Problems) -> None:
+    """Cross-table checks: everything that one table alone cannot know.
+
+    ``m`` holds the tables that loaded; one that failed to load is None (its problems already recorded).
+    """
+    if m.axes:
+        _check_axes(m.axes, problems)
+        if m.cuda is not None:
+            _check_names(m.axes.cuda, m.cuda, "axes.cuda", "cuda", problems)
+            _check_local_labels(m.axes.cuda, m.cuda, problems)
+        if m.framework is not None:
+            _check_names(m.axes.framework, m.framework, "axes.framework", "framework", problems)
+    for version, line in _loaded(m.cuda):
         _check_cuda_line(version, line, problems)
-    for name, fw in m.framework.items():
-        where = key_path("framework", name)
-        if not fw.requirements and not fw.wheels:
-            problems.add(where, "installs nothing: give it requirements, wheels or both")
-        for i, wheel in enumerate(fw.wheels):
-            if wheel not in m.package:
-                problems.add(f"{where}.wheels[{i}]", f"{wheel!r} is not a [package] table"
-                             + suggest(wheel, m.package) + f"; allowed: {allowed_list(m.package)}")
+    for name, fw in _loaded(m.framework):
+        _check_framework(m, name, fw, problems)
+    for name, pkg in _loaded(m.package):
+        _check_package(root, name, pkg, problems)
     archs = [a.value for a in Arch]
-    for arch in m.ci.runners:
+    for arch in m.ci.runners if m.ci else ():
         if arch not in archs:
             problems.add(key_path("ci.runners", arch), "not an architecture" + suggest(arch, archs)
                          + f"; allowed: {', '.join(archs)}")
-    for arch, mode in m.build_mode.items():
+    for arch, mode in (m.build_mode or {}).items():
         _check_build_mode(m, arch, mode, problems)
-    for version in m.python_image:
+    for version in m.python_image or ():
         if version not in PYTHONS:
             problems.add(key_path("python-image", version), "not a Python version" + suggest(version, PYTHONS)
                          + f"; allowed: {', '.join(PYTHONS)}")
-    for kind, rules in (("exclude", m.exclude), ("include", m.include)):
-        for i, rule in enumerate(rules):
-            _check_rule(m, f"{kind}[{i}]", rule, complete=kind == "include", problems=problems)
+    if m.axes:
+        for kind, rules in (("exclude", m.exclude), ("include", m.include)):
+            for i, rule in enumerate(rules or ()):
+                _check_rule(m, f"{kind}[{i}]", rule, complete=kind == "include", problems=problems)
+
+
+def _loaded(tables: Mapping | None) -> list[tuple[str, Any]]:
+    """The entries of a table of tables that loaded (a failed one is None, its problems recorded)."""
+    return [(key, value) for key, value in (tables or {}).items() if value is not None]
+
+
+def _check_axes(axes: Axes, problems: Problems) -> None:
+    for f in dataclasses.fields(axes):
+        _check_unique(getattr(axes, f.name), f"axes.{f.metadata['key']}", problems)
+
+
+def _check_unique(values: tuple, where: str, problems: Problems) -> None:
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            shown = value.value if isinstance(value, enum.Enum) else value
+            problems.add(f"{where}[{i}]", f"{shown!r} is listed twice (first at [{values.index(value)}])")
+
+
+def _check_framework(m: Matrix, name: str, fw: Framework, problems: Problems) -> None:
+    where = key_path("framework", name)
+    if not _NAME_COMPONENT.match(name):
+        problems.add(where, "a framework name becomes an image name: lower-case letters, digits and "
+                     "single . _ - between them (e.g. vllm, tensorrt-llm)")
+    if not fw.requirements and not fw.wheels:
+        problems.add(where, "installs nothing: give it requirements, wheels or both")
+    for i, wheel in enumerate(fw.wheels if m.package is not None else ()):
+        if wheel not in m.package:
+            problems.add(f"{where}.wheels[{i}]", f"{wheel!r} is not a [package] table"
+                         + suggest(wheel, m.package) + f"; allowed: {allowed_list(m.package)}")
+    for key in ("arch", "cuda", "wheels"):
+        _check_unique(getattr(fw, key), f"{where}.{key}", problems)
+
+
+def _check_package(root: Path, name: str, pkg: Package, problems: Problems) -> None:
+    where = key_path("package", name) + ".path"
+    source = (root / pkg.path).resolve()
+    if not source.is_relative_to(root):
+        problems.add(where, f"{pkg.path!r} leaves {root}: cibuildwheel builds packages inside the project only")
+    elif not source.is_dir():
+        problems.add(where, f"{pkg.path!r} does not exist (relative to {root})")
+    elif not (source / "pyproject.toml").is_file():
+        problems.add(where, f"{pkg.path!r} has no pyproject.toml: it is not a Python package")
+
+
+def _check_local_labels(versions: tuple[str, ...], lines: Mapping[str, CudaLine], problems: Problems) -> None:
+    """Two CUDA lines with one local label would build wheels of the same file name."""
+    seen: dict[str, str] = {}
+    for version in versions:
+        if lines.get(version) is None:
+            continue
+        label = lines[version].local_version
+        if label in seen:
+            shown = f"local-version {label!r}" if label else "no local-version"
+            problems.add(key_path(key_path("cuda", version), "local-version"),
+                         f"{shown}, like {key_path('cuda', seen[label])}: their wheels would have the same "
+                         "file name; give each CUDA line its own label (e.g. cu128, cu130)")
+        seen.setdefault(label, version)
 
 
 def _check_build_mode(m: Matrix, arch: str, mode: BuildMode, problems: Problems) -> None:
@@ -325,9 +447,9 @@ def _check_build_mode(m: Matrix, arch: str, mode: BuildMode, problems: Problems)
         problems.add(where, "not an architecture" + suggest(arch, archs) + f"; allowed: {', '.join(archs)}")
     elif mode is BuildMode.CROSS and arch != Arch.AARCH64.value:
         problems.add(where, "'cross' builds aarch64 wheels on x86_64 only; allowed here: auto, emulated, native")
-    elif mode is BuildMode.CROSS:
+    elif mode is BuildMode.CROSS and m.axes and m.cuda is not None:
         for version in m.axes.cuda:
-            if version in m.cuda and not m.cuda[version].cross_runtime:
+            if m.cuda.get(version) is not None and not m.cuda[version].cross_runtime:
                 problems.add(where, f"'cross' needs toolchain = 'pypi' with {CROSS_RUNTIME} in "
                              f"toolchain-requirements (and no wheel-image) for every CUDA line; "
                              f"{key_path('cuda', version)} has none; use 'auto' to cross-compile where possible")
@@ -353,6 +475,20 @@ def _check_cuda_line(version: str, line: CudaLine, problems: Problems) -> None:
                      " allowed here: image")
     if line.toolchain is Toolchain.PYPI and not line.toolchain_requirements:
         problems.add(f"{where}.toolchain-requirements", "toolchain = 'pypi' needs the CUDA wheels to install")
+    _check_pins(version, line.toolchain_requirements, f"{where}.toolchain-requirements", problems)
+
+
+def _check_pins(version: str, requirements: tuple[str, ...], where: str, problems: Problems) -> None:
+    """Every CUDA wheel pinned to the line's minor: ptxas rejects PTX of a newer nvvm ("Unsupported .version")."""
+    names = [Requirement(r).name for r in requirements]
+    _check_unique(tuple(names), where, problems)
+    for i, req in enumerate(requirements):
+        pins = [s.version for s in Requirement(req).specifier if s.operator == "=="]
+        minor = ".".join(pins[0].split(".")[:2]) if pins else ""
+        if minor != version:
+            found = f"pinned to {minor}" if pins else "not pinned"
+            problems.add(f"{where}[{i}]", f"{req!r} is {found}: pin every CUDA wheel to the line's minor "
+                         f"({names[i]}=={version}.*), or nvcc and ptxas of different minors meet")
 
 
 def _why_unsupported(version: str, sm: str) -> str:

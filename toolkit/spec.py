@@ -40,6 +40,10 @@ class Problems:
         self.items.append(f"{self.source}: {where}: {message}")
 
 
+class HiddenValueError(ValueError):
+    """Raised by a ``parse`` function whose input must not be echoed back (it holds a credential)."""
+
+
 def setting(key: str, doc: str, *, default: Any = dataclasses.MISSING, text: bool = False,
             parse: Callable[[Any], Any] | None = None, schema: dict | None = None,
             whole: bool = False) -> Any:
@@ -68,6 +72,19 @@ def key_path(parent: str, key: str) -> str:
 
 def load(cls: type[T], raw: Any, where: str, problems: Problems) -> T | None:
     """Build ``cls`` from a raw TOML table; on any problem record it and return None."""
+    before = len(problems.items)
+    values = load_fields(cls, raw, where, problems)
+    if values is None or len(problems.items) != before:
+        return None
+    return cls(**values)
+
+
+def load_fields(cls: type, raw: Any, where: str, problems: Problems) -> dict[str, Any] | None:
+    """The fields of ``cls`` that ``raw`` gives and that converted, by attribute name; None if not a table.
+
+    Fields that failed (their problems recorded) or that ``raw`` does not give are absent, so a caller
+    can still check what did load: every problem is reported, not only those of the first bad table.
+    """
     if not isinstance(raw, Mapping):
         problems.add(where or "(top level)", f"expected a table, got {type(raw).__name__}")
         return None
@@ -77,20 +94,26 @@ def load(cls: type[T], raw: Any, where: str, problems: Problems) -> T | None:
             problems.add(key_path(where, key), "unknown key"
                          + suggest(key, fields) + f"; allowed: {allowed_list(fields)}")
     values: dict[str, Any] = {}
-    ok = True
     hints = typing.get_type_hints(cls)
     for key, f in fields.items():
         path = key_path(where, key)
         if key not in raw:
             if _required(f):
                 problems.add(path, "required key is missing")
-                ok = False
             continue
         before = len(problems.items)
         value = _convert(hints[f.name], raw[key], path, problems, f.metadata)
-        ok = ok and len(problems.items) == before
-        values[f.name] = value
-    return cls(**values) if ok else None
+        if len(problems.items) == before:
+            values[f.name] = value
+        elif isinstance(value, Mapping):  # later checks still look at the tables that loaded; failed ones are None
+            values[f.name] = value
+    return values
+
+
+def defaults(cls: type) -> dict[str, Any]:
+    """Every field of ``cls`` with its default, None for required ones."""
+    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING
+            else None if f.default is dataclasses.MISSING else f.default for f in dataclasses.fields(cls)}
 
 
 def _convert(tp: Any, value: Any, where: str, problems: Problems, meta: Mapping) -> Any:
@@ -100,6 +123,9 @@ def _convert(tp: Any, value: Any, where: str, problems: Problems, meta: Mapping)
     if meta.get("parse"):
         try:
             return meta["parse"](value)
+        except HiddenValueError as exc:
+            problems.add(where, str(exc))
+            return None
         except (ValueError, TypeError) as exc:
             problems.add(where, f"{exc} (got {value!r})")
             return None

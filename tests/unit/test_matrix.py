@@ -66,6 +66,36 @@ BAD = [
     ("bool where an int belongs", "[package.saxpy]", "[package.saxpy]\nmax-size-mb = true",
      "package.saxpy.max-size-mb: expected an integer"),
     ("version with a local label", 'version = "1.2.0"', 'version = "1.2.0+cu130"', "project.version:"),
+    ("the same value twice in an axis", 'python = ["3.10", "3.12"]', 'python = ["3.10", "3.12", "3.10"]',
+     "axes.python[2]: '3.10' is listed twice (first at [0])"),
+    ("the same arch twice in a framework", 'arch = ["x86_64"]\n', 'arch = ["x86_64", "x86_64"]\n',
+     "framework.vllm.arch[1]: 'x86_64' is listed twice"),
+    ("package path that does not exist", 'path = "examples/saxpy"', 'path = "examples/saxpi"',
+     "package.saxpy.path: 'examples/saxpi' does not exist"),
+    ("package path outside the project", 'path = "examples/saxpy"', 'path = "examples/../../saxpy"',
+     "package.saxpy.path: 'examples/../../saxpy' leaves"),
+    ("package path without pyproject.toml", 'path = "examples/saxpy"', 'path = "examples"',
+     "package.saxpy.path: 'examples' has no pyproject.toml"),
+    ("negative max-size-mb", "[package.saxpy]", "[package.saxpy]\nmax-size-mb = -5",
+     "package.saxpy.max-size-mb: must be a positive number of MB"),
+    ("credentials in the index URL", "[mirror]", '[publish]\nindex-url = "https://ci:hunter2@pypi.example.org/"\n'
+     "[mirror]", "publish.index-url: credentials do not belong in the matrix"),
+    ("index URL without a scheme", "[mirror]", '[publish]\nindex-url = "pypi.example.org/legacy/"\n[mirror]',
+     "publish.index-url: not an http(s) URL with a host"),
+    ("upper case image repository", "[mirror]", '[publish]\nimage-repository = "ghcr.io/My-Org"\n[mirror]',
+     "publish.image-repository: not an OCI repository"),
+    ("image repository without a registry", "[mirror]", '[publish]\nimage-repository = "my-org"\n[mirror]',
+     "publish.image-repository: not an OCI repository"),
+    ("toolchain pinned to two minors", 'toolchain-requirements = ["nvidia-cuda-nvcc==13.0.*"]',
+     'toolchain-requirements = ["nvidia-cuda-nvcc==13.0.*", "nvidia-nvvm==13.5.*"]',
+     'cuda."13.0".toolchain-requirements[1]: \'nvidia-nvvm==13.5.*\' is pinned to 13.5'),
+    ("toolchain wheel not pinned", 'toolchain-requirements = ["nvidia-cuda-nvcc==13.0.*"]',
+     'toolchain-requirements = ["nvidia-cuda-nvcc==13.0.*", "nvidia-nvvm>=13"]',
+     'cuda."13.0".toolchain-requirements[1]: \'nvidia-nvvm>=13\' is not pinned'),
+    ("two CUDA lines with one local label", 'toolchain = "image"', 'toolchain = "image"\nlocal-version = "cu130"',
+     'cuda."13.0".local-version: local-version \'cu130\', like cuda."12.8": their wheels would have the same'),
+    ("local label in upper case", 'local-version = "cu130"', 'local-version = "CU130"',
+     'cuda."13.0".local-version: a PEP 440 local label'),
     ("framework cuda unknown", 'arch = ["x86_64"]\n', 'arch = ["x86_64"]\ncuda = ["11.8"]\n',
      "framework.vllm.cuda[0]: unknown CUDA version"),
 ]
@@ -110,11 +140,34 @@ def test_bad_matrix_is_rejected_with_exit_2(name, old, new, expected, small_matr
 
 
 def test_every_problem_is_reported_at_once(small_matrix, write_matrix):
-    text = small_matrix.replace('"7.5 8.0', '"7.0 8.0').replace("local-version", "local-verison")
-    text = text.replace('"3.10", "3.12"', '3.10, "3.12"')
+    # A bad value in [axes], a typo in [framework.none], and two mistakes that only cross-table checks
+    # find (an arch CUDA 13.0 cannot build, a package path that does not exist): all four are reported.
+    text = small_matrix.replace('"7.5 8.0', '"7.0 8.0').replace('module = "saxpy"', 'modul = "saxpy"')
+    text = text.replace('"3.10", "3.12"', '3.10, "3.12"').replace('path = "examples/saxpy"', 'path = "saxpy"')
     with pytest.raises(ConfigError) as exc:
         matrix.load_matrix(write_matrix(text))
-    assert len(exc.value.problems) == 2
+    where = sorted(p.split(": ")[1] for p in exc.value.problems)
+    assert where == ["axes.python[0]", 'cuda."13.0".archs', "framework.none.modul", "package.saxpy.path"]
+
+
+def test_a_table_that_fails_to_load_is_not_reported_missing(small_matrix, write_matrix):
+    # [package.saxpy] has a typo: that is the one problem, not also "framework.none.wheels: no such package".
+    with pytest.raises(ConfigError) as exc:
+        matrix.load_matrix(write_matrix(small_matrix.replace("smoke = [", "smok = [")))
+    assert [p.split(": ")[1] for p in exc.value.problems] == ["package.saxpy.smok"]
+
+
+def test_a_credential_in_the_matrix_is_not_echoed(small_matrix, write_matrix, capsys):
+    path = write_matrix(small_matrix + '[publish]\nindex-url = "https://ci:hunter2@pypi.example.org/"\n')
+    assert cli.main(["validate", "--matrix", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "publish.index-url" in err and "hunter2" not in err
+
+
+def test_framework_names_must_be_image_names(small_matrix, write_matrix):
+    text = small_matrix.replace('"none", "vllm"]', '"none", "vLLM"]').replace("framework.vllm", "framework.vLLM")
+    with pytest.raises(ConfigError, match=r"framework\.vLLM: a framework name becomes an image name"):
+        matrix.load_matrix(write_matrix(text.replace('framework = "vllm"', 'framework = "vLLM"')))
 
 
 def test_missing_file_and_bad_toml(tmp_path, capsys):
