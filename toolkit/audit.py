@@ -20,6 +20,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from . import cuda, tools
+from .errors import BuildError
 
 _FATBIN_MAGIC = 0xBA55ED50
 _KIND = {1: "ptx", 2: "sass"}
@@ -61,8 +62,15 @@ class WheelReport:
                                               for o in self.objects)
 
 
+class MalformedFatbin(ValueError):
+    """A fatbin whose sizes point nowhere sensible (truncated, corrupt, or not a fatbin at all)."""
+
+
+_CONTAINER_HEADER, _ENTRY_HEADER = 16, 44  # the smallest headers that hold the fields read below
+
+
 def fatbin_entries(data: bytes) -> list[Entry]:
-    """Parse one or more concatenated fatbin containers into their entries."""
+    """Parse one or more concatenated fatbin containers into their entries; MalformedFatbin when corrupt."""
     entries, offset = [], 0
     while offset + 16 <= len(data):
         magic, _version, header_size, fat_size = struct.unpack_from("<IHHQ", data, offset)
@@ -70,8 +78,15 @@ def fatbin_entries(data: bytes) -> list[Entry]:
             offset += 8
             continue
         pos, end = offset + header_size, offset + header_size + fat_size
+        if header_size < _CONTAINER_HEADER or end > len(data):
+            raise MalformedFatbin(f"container at offset {offset}: header size {header_size}, body size {fat_size}, "
+                                  f"{len(data) - offset} bytes left")
         while pos < end:
+            if pos + _ENTRY_HEADER > end:
+                raise MalformedFatbin(f"entry at offset {pos} runs past its container's end ({end})")
             kind, _v, entry_header, padded = struct.unpack_from("<HHIQ", data, pos)
+            if entry_header < _ENTRY_HEADER:
+                raise MalformedFatbin(f"entry at offset {pos}: header size {entry_header}")
             arch, = struct.unpack_from("<I", data, pos + 28)
             flags, = struct.unpack_from("<I", data, pos + 40)
             suffix = "a" if flags & _FLAG_ARCH_SPECIFIC else "f" if flags & _FLAG_FAMILY else ""
@@ -94,10 +109,17 @@ def object_entries(blob: bytes) -> list[Entry] | None:
 def audit_wheel(wheel: Path, expected: tuple[cuda.GpuTarget, ...]) -> WheelReport:
     """Audit every shared object inside ``wheel`` against ``expected``."""
     objects = []
-    with zipfile.ZipFile(wheel) as zf:
+    try:
+        archive = zipfile.ZipFile(wheel)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BuildError(f"{wheel}: cannot be read as a wheel: {exc}") from None
+    with archive as zf:
         for name in sorted(n for n in zf.namelist() if re.search(r"\.so(\.\d+)*$", n)):
             blob = zf.read(name)
-            entries = object_entries(blob)
+            try:
+                entries = object_entries(blob)
+            except MalformedFatbin as exc:
+                raise BuildError(f"{wheel.name}: {name}: malformed .nv_fatbin section: {exc}") from None
             if entries is None:
                 continue
             objects.append(_report(name, entries, expected, _cuobjdump_check(blob, entries)))

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
 from . import (
     __version__,
     audit,
@@ -33,7 +35,7 @@ from . import (
     workflows,
 )
 from .console import table
-from .errors import BuildError, ConfigError, EngineError, PublishError, ToolkitError
+from .errors import BuildError, ConfigError, EngineError, PublishError, ToolkitError, allowed_list, suggest
 from .matrix import AXES, BuildMode, Matrix, load_matrix, schema
 from .plan import Selection, make_plan, to_json
 
@@ -170,11 +172,20 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 
 def _expected_targets(args: argparse.Namespace, wheel: Path) -> tuple:
     if args.expect:
-        return cuda.parse_arch_list(args.expect)
+        try:
+            return cuda.parse_arch_list(args.expect)
+        except ValueError as exc:
+            raise ConfigError([f"--expect {args.expect}: {exc}"]) from None
     matrix = matrix_from(args)
     if args.cuda:
+        if args.cuda not in matrix.cuda:
+            raise ConfigError([f"--cuda {args.cuda}: {matrix.source} has no [cuda.\"{args.cuda}\"] table"
+                               + suggest(args.cuda, matrix.cuda) + f"; defined: {allowed_list(matrix.cuda)}"])
         return matrix.cuda[args.cuda].archs
-    label = wheel.name.split("-")[1].partition("+")[2]
+    try:
+        label = parse_wheel_filename(wheel.name)[1].local or ""
+    except InvalidWheelFilename as exc:
+        raise ConfigError([f"{wheel}: {exc}"]) from None
     line = next((line for line in matrix.cuda.values() if label and line.local_version == label), None)
     if line is None:
         raise ConfigError([f"{wheel.name}: no CUDA line of {matrix.source} has local-version {label!r}; "

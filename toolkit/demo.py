@@ -67,7 +67,7 @@ def _summary(m: Matrix, plan: Plan, dist: Path, seconds: float) -> str:
         table(("artifact", "platform", "size", "sha256/digest", "smoke", "published"), rows), "",
         f"done in {seconds:.0f} s. Where to find everything:",
         f"  wheels, SHA256SUMS, SBOM, manifest: {dist.resolve()}",
-        f"  package index: {m.publish.index_url}simple/  (pip install --index-url ...)",
+        f"  package index: {m.publish.read_url}  (pip install --index-url ...)",
         f"  images: {m.publish.image_repository}/<framework>:<version>-<cuda>",
         f"  build logs: {dist.resolve() / 'logs'}",
         f"  support matrix: {m.source.resolve().parent / docs.SUPPORT_MATRIX}",

@@ -143,7 +143,7 @@ def _install_lines(m: Matrix, plan: Plan, records: dict[str, dict]) -> list[str]
     lines = []
     for w in plan.wheels:
         if w.id in records and _passes(records[w.id]):
-            lines.append(f"pip install --index-url {m.publish.index_url.rstrip('/')}/simple/ "
+            lines.append(f"pip install --index-url {m.publish.read_url} "
                          f"'{w.package}=={w.version}'  # {w.build.platform}, {cuda_tag(w.build.cuda)}")
     lines += [f"docker pull {tag}" for tag in dict.fromkeys(i.tag for i in plan.images if i.id in records)]
     return list(dict.fromkeys(lines))

@@ -20,10 +20,16 @@ from .plan import ImageArtifact, WheelArtifact, artifact_json
 _SKIP_DIRS = {".git", "build", "dist", "__pycache__", ".nox", ".venv"}
 
 
-def _tree(root: Path) -> str:
+def source_tree(root: Path) -> str:
+    """The hash of every file under ``root`` but build outputs, caches and VCS data inside it.
+
+    Only the parts below ``root`` are matched: a checkout under /home/me/build/ still counts its sources.
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not _SKIP_DIRS & set(p.parts)):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not _SKIP_DIRS & set(relative.parts):
+            digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -43,7 +49,7 @@ def wheel(w: WheelArtifact, root: Path, mode: BuildMode) -> str:
     if mode is BuildMode.CROSS:
         paths += [render.cross_dockerfile(w.build.cuda), render.CROSS_TOOLCHAIN]
     files = [(root / p).read_text() for p in paths]
-    return _hash(artifact_json(w), mode.value, files, _tree(root / w.path), _base_digest(w.build.build_image))
+    return _hash(artifact_json(w), mode.value, files, source_tree(root / w.path), _base_digest(w.build.build_image))
 
 
 def image(i: ImageArtifact, root: Path, wheel_sha256: list[str]) -> str:

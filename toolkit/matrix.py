@@ -265,11 +265,23 @@ class Publish:
     index_url: str = setting("index-url", "Package index upload URL (no credentials: TWINE_USERNAME and "
                              "TWINE_PASSWORD)", default="http://127.0.0.1:8081/", parse=_index_url,
                              schema={"type": "string", "pattern": "^https?://"})
+    simple_url: str = setting("simple-url", "The index's simple API that clients read (PEP 503/691); default: "
+                              "index-url + simple/ (pypiserver, devpi), https://pypi.org/simple/ for PyPI's upload "
+                              "URL", default="", parse=_index_url, schema={"type": "string", "pattern": "^https?://"})
     image_repository: str = setting("image-repository", "Image repository (registry/namespace, lower case)",
                                     default="127.0.0.1:5000/gpu-toolkit", parse=_image_repository,
                                     schema={"type": "string", "pattern": _REPOSITORY.pattern})
 
 
+    @property
+    def read_url(self) -> str:
+        """The simple API root that pip and the toolkit read from (``…/simple/``)."""
+        return self.simple_url or _KNOWN_SIMPLE.get(self.index_url) or self.index_url.rstrip("/") + "/simple/"
+
+
+# Upload URLs whose simple API lives elsewhere (warehouse: PyPI and TestPyPI).
+_KNOWN_SIMPLE = {"https://upload.pypi.org/legacy/": "https://pypi.org/simple/",
+                 "https://test.pypi.org/legacy/": "https://test.pypi.org/simple/"}
 _EMPTY: Mapping = types.MappingProxyType({})
 
 

@@ -15,20 +15,20 @@ import json
 import re
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+import requests
+from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
+from pypi_simple import NoSuchProjectError, PyPISimple, UnsupportedContentTypeError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from . import tools
 from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
-from .errors import CommandError, PublishError
+from .errors import CommandError, PublishError, ToolkitError
 from .manifest import Manifest, now
 from .matrix import Matrix
 from .plan import ImageArtifact, Plan, WheelArtifact
@@ -42,8 +42,10 @@ _ATTEMPTS = 4
 _NO_LOCAL_WHEELS = {"PIP_FIND_LINKS": ""}
 
 
-class TransientError(Exception):
-    """A connection error or a 5xx answer: worth another try."""
+class TransientError(ToolkitError):
+    """A connection error or a 5xx answer: worth another try; after the last one, a publish failure."""
+
+    exit_code = PublishError.exit_code
 
 
 _retrying = retry(retry=retry_if_exception_type(TransientError), stop=stop_after_attempt(_ATTEMPTS),
@@ -119,21 +121,24 @@ def write_sha256sums(dist: Path, files: list[Path]) -> Path:
 
 
 @_retrying
-def _index_files(index_url: str, project: str) -> dict[str, str]:
-    """filename -> sha256 of what the index holds for ``project`` (anonymous read)."""
-    url = f"{index_url.rstrip('/')}/simple/{canonicalize_name(project)}/"
-    try:
-        with urllib.request.urlopen(url, timeout=20) as answer:
-            page = answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+def _index_files(simple_url: str, project: str) -> dict[str, str]:
+    """filename -> sha256 of what the index holds for ``project`` (anonymous read, PEP 691 JSON or HTML)."""
+    with PyPISimple(simple_url) as index:
+        url = index.get_project_url(project)
+        try:
+            page = index.get_project_page(project, timeout=20)
+        except NoSuchProjectError:
             return {}
-        if exc.code >= 500:
-            raise TransientError(f"{url}: HTTP {exc.code}") from None
-        raise PublishError([f"the index {index_url} answered HTTP {exc.code} to {url}"]) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise TransientError(f"{url}: {exc}") from None
-    return dict((name, digest) for digest, name in re.findall(r'#sha256=([0-9a-f]{64})"[^>]*>([^<]+)<', page))
+        except requests.HTTPError as exc:
+            code = exc.response.status_code
+            if code >= 500:
+                raise TransientError(f"{url}: HTTP {code}") from None
+            raise PublishError([f"the index {simple_url} answered HTTP {code} to {url}"]) from None
+        except requests.RequestException as exc:
+            raise TransientError(f"{url}: {exc}") from None
+        except UnsupportedContentTypeError as exc:
+            raise PublishError([f"{url} is not a simple index page ({exc}); set [publish] simple-url"]) from None
+    return {p.filename: p.digests.get("sha256", "") for p in page.packages}
 
 
 def _wheel_action(w: WheelArtifact, record: dict, index_url: str, on_index: dict[str, str]) -> Action:
@@ -182,9 +187,9 @@ def _registry_digests(ref: str) -> list[str] | None:
 
 def actions(m: Matrix, plan: Plan, manifest: Manifest) -> list[Action]:
     """Upload, skip or refuse, for every wheel file and every image tag of the plan."""
-    url = m.publish.index_url
-    on_index = {package: _index_files(url, package) for package in {w.package for w in plan.wheels}}
-    found = [_wheel_action(w, manifest.artifact(w.id), url, on_index[w.package]) for w in plan.wheels]
+    on_index = {package: _index_files(m.publish.read_url, package) for package in {w.package for w in plan.wheels}}
+    found = [_wheel_action(w, manifest.artifact(w.id), m.publish.index_url, on_index[w.package])
+             for w in plan.wheels]
     for tag in dict.fromkeys(i.tag for i in plan.images):
         members = [i for i in plan.images if i.tag == tag]
         found.append(_image_action(members[0], [manifest.artifact(i.id) for i in members]))
@@ -327,6 +332,14 @@ def _install_in_clean_venv(w: WheelArtifact, index: list[str], venv: Path) -> li
     return []
 
 
+def download_target(filename: str) -> list[str]:
+    """pip's --platform and --python-version that select exactly this wheel file (cp312-abi3 → 3.12)."""
+    tag = next(iter(parse_wheel_filename(filename)[3]))
+    digits = tag.interpreter.removeprefix("cp").removeprefix("py")
+    return [f"--platform={tag.platform}", f"--python-version={digits[0]}.{digits[1:]}" if len(digits) > 1
+            else f"--python-version={digits}"]
+
+
 def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
     """Fetch every published artifact as a client would and compare it with the manifest."""
     manifest = Manifest(dist / "manifest.json")
@@ -334,12 +347,11 @@ def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         for w in plan.wheels:
             record = manifest.artifact(w.id)
-            platform_tag = record["file"].rsplit("-", 1)[1].removesuffix(".whl")
             target = Path(tmp) / w.id.replace(":", "_")
-            index = ["--index-url", f"{m.publish.index_url.rstrip('/')}/simple/"]
+            index = ["--index-url", m.publish.read_url]
             proc = tools.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                              f"--platform={platform_tag}", "--python-version=3.11", *index, "-d", target,
-                              f"{w.package}=={w.version}"], capture=True, check=False, env=_NO_LOCAL_WHEELS)
+                              *download_target(record["file"]), *index, "-d", target, f"{w.package}=={w.version}"],
+                             capture=True, check=False, env=_NO_LOCAL_WHEELS)
             got = next(iter(target.glob("*.whl")), None)
             if proc.returncode != 0 or got is None or sha256(got) != record["sha256"]:
                 problems.append(f"{w.id}: pip download from the index did not return the published file "

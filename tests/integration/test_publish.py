@@ -65,7 +65,7 @@ def release(built_wheels, fresh_index, tmp_path, monkeypatch):
 
 
 def _held(m, version):
-    return {f: h for f, h in publish._index_files(m.publish.index_url, "saxpy").items()
+    return {f: h for f, h in publish._index_files(m.publish.read_url, "saxpy").items()
             if f.startswith(f"saxpy-{version}+")}
 
 

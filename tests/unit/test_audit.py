@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import struct
 import zipfile
 
@@ -71,3 +72,43 @@ def test_gpu_verdict_fails_when_what_loaded_contradicts_the_audit(jit, sass):
     report = '{"devices": [{"name": "H100", "major": 9, "minor": 0}], "kernel": {"cuda_arch": 900}, "ok": true}'
     ok, detail = smoke._gpu_verdict(report, jit, sass)
     assert not ok and "the audit" in detail
+
+
+@pytest.fixture
+def deadline():
+    """A parser that loops forever fails the test instead of hanging the run."""
+    def expire(*_):
+        raise TimeoutError("the fatbin parser did not return within 5 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(5)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("data", [
+    struct.pack("<IHHQ", 0xBA55ED50, 1, 0, 0) + b"\0" * 64,  # container header size 0
+    _fatbin(struct.pack("<HHIQ", 2, 0x101, 0, 0) + b"\0" * 40),  # entry header size 0
+    _fatbin(_entry(2, 90))[:-8],  # truncated: the body ends before its declared size
+], ids=["container-header-0", "entry-header-0", "truncated"])
+def test_malformed_fatbin_is_an_error_not_a_hang(data, deadline):
+    with pytest.raises(audit.MalformedFatbin):
+        audit.fatbin_entries(data)
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["audit", "--cuda", "12.7", "saxpy-0.1.0+cu130-cp310-abi3-manylinux_2_34_x86_64.whl"], 2,
+     '--cuda 12.7: {matrix} has no [cuda."12.7"] table'),
+    (["audit", "saxpy.whl"], 2, "saxpy.whl: Invalid wheel filename"),
+    (["audit", "--expect", "9.0b", "saxpy.whl"], 2, "--expect 9.0b:"),
+    (["audit", "--cuda", "13.0", "missing-1.0-py3-none-any.whl"], 5, "missing-1.0-py3-none-any.whl: cannot be read"),
+])
+def test_audit_input_errors_are_messages_with_exit_codes(argv, code, message, write_matrix, capsys, monkeypatch,
+                                                         tmp_path):
+    from toolkit import cli
+
+    monkeypatch.chdir(tmp_path)
+    path = write_matrix()
+    assert cli.main(["--matrix", str(path), *argv]) == code
+    assert message.format(matrix=path) in capsys.readouterr().err
