@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -27,6 +28,7 @@ from . import (
     doctor,
     engine,
     images,
+    locks,
     publish,
     render,
     settings,
@@ -377,7 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if wrapper:
             return wrapper(argv[1:])
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        # Commands that record into a release directory hold it: two runs would overwrite each other's records.
+        with locks.hold(Path(args.dist) / "manifest.json", f"{args.dist}/") if "dist" in args else nullcontext():
+            return args.func(args)
     except ToolkitError as exc:
         print(f"error: {exc}".replace("\n", "\nerror: "), file=sys.stderr)
         return exc.exit_code

@@ -65,6 +65,12 @@ class DriftError(ConfigError):
     exit_code = 8
 
 
+class BusyError(ToolkitError):
+    """Another run holds the release directory or the engine: two at once would corrupt them."""
+
+    exit_code = 9
+
+
 def suggest(value: str, allowed: Iterable[str]) -> str:
     """Return ' (did you mean "x"?)' for a close match among ``allowed``, else ''."""
     match = difflib.get_close_matches(value, list(allowed), n=1, cutoff=0.6)

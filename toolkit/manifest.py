@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ class Manifest:
     def save(self) -> None:
         """Write the manifest atomically (a crash never leaves half a file)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.path)
+        # A temporary file of its own: two writers never share one (the lock in cli keeps runs apart).
+        with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=".manifest-", delete=False) as tmp:
+            tmp.write(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp.name, 0o644)  # a release record, not a secret (temporary files start as 0600)
+        os.replace(tmp.name, self.path)

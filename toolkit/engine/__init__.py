@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .. import locks
 from ..matrix import Matrix
 from ..plan import Plan
 from . import baseimages, credentials, daemon, docker, host, services
@@ -25,6 +26,11 @@ def _addresses(m: Matrix) -> tuple[str, str]:
 
 def up(m: Matrix, plan: Plan, state: Path) -> list[Status]:
     """Bring up every component the plan needs; return their statuses."""
+    with locks.hold(state / "engine", f"the engine state in {state}"):
+        return _up(m, plan, state)
+
+
+def _up(m: Matrix, plan: Plan, state: Path) -> list[Status]:
     registry, index = _addresses(m)
     archs = sorted({a.build.arch for a in plan.artifacts}, key=lambda a: a.value)
     found = [daemon.ensure_dockerd(state), daemon.ensure_buildx(state), daemon.ensure_binfmt(archs)]
@@ -64,4 +70,5 @@ def status(m: Matrix, plan: Plan, state: Path) -> list[Status]:
 
 def down(state: Path) -> list[str]:
     """Stop the services the toolkit started, by pid; return their names."""
-    return [name for name, sub in SERVICES if host.stop_service(name, state / sub if sub else state)]
+    with locks.hold(state / "engine", f"the engine state in {state}"):
+        return [name for name, sub in SERVICES if host.stop_service(name, state / sub if sub else state)]
