@@ -61,6 +61,13 @@ def matrix_from(args: argparse.Namespace) -> Matrix:
     return load_matrix(settings.matrix_path(args.matrix))
 
 
+def registry_matrix_from(args: argparse.Namespace) -> Matrix:
+    """The matrix of a command that builds, pushes or reads images: this run is logged in to its registry."""
+    matrix = matrix_from(args)
+    engine.login(matrix, settings.state_dir())
+    return matrix
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
     plan = make_plan(matrix)
@@ -158,7 +165,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_wheels(args: argparse.Namespace) -> int:
-    matrix = matrix_from(args)
+    matrix = registry_matrix_from(args)
     records = wheels.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
                            Path(args.dist), dry_run=args.dry_run, force=args.force,
                            mode=BuildMode(args.build_mode) if args.build_mode else None)
@@ -212,7 +219,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    matrix = matrix_from(args)
+    matrix = registry_matrix_from(args)
     records = images.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
                            Path(args.dist), push=args.push, dry_run=args.dry_run, builder=args.builder,
                            parallel=not args.sequential, force=args.force)
@@ -227,7 +234,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    matrix = matrix_from(args)
+    matrix = registry_matrix_from(args)
     rows = bench.run(matrix, Path(args.dist), runs=args.runs)
     md, js = bench.write(rows, matrix.source.resolve().parent)
     print(md.read_text())
@@ -236,7 +243,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    matrix = matrix_from(args)
+    matrix = registry_matrix_from(args)
     selection = selection_from(args)
     if selection == Selection():
         selection = Selection(cuda=demo.DEFAULT_CUDA, framework=demo.DEFAULT_FRAMEWORK)
@@ -245,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    matrix = matrix_from(args)
+    matrix = registry_matrix_from(args)
     plan = make_plan(matrix, selection_from(args))
     dist = Path(args.dist)
     send = args.yes and not args.dry_run
@@ -264,7 +271,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    matrix = matrix_from(args)
+    matrix = registry_matrix_from(args)
     plan = make_plan(matrix, selection_from(args))
     if args.artifact:
         plan = dataclasses.replace(plan, wheels=tuple(w for w in plan.wheels if w.id in args.artifact),

@@ -12,10 +12,10 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from . import hostinfo, settings, tools
+from . import engine, hostinfo, settings, tools
 from .engine import docker
 from .images import build_command
-from .matrix import Arch, load_matrix
+from .matrix import Arch, Matrix, load_matrix
 from .plan import Selection, make_plan
 
 
@@ -45,9 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_commands(args: argparse.Namespace) -> list[list[str]]:
+def build_commands(args: argparse.Namespace, m: Matrix) -> list[list[str]]:
     """The docker buildx commands that build.sh runs for ``args``."""
-    m = load_matrix(settings.matrix_path(args.matrix))
     archs = [a.value for a in Arch if a.platform in args.platform.split(",")] if args.platform else []
     plan = make_plan(m, Selection(framework=(args.framework,), arch=tuple(archs),
                                   cuda=(args.cuda_version,) if args.cuda_version else ()))
@@ -106,7 +105,10 @@ def run_command(args: argparse.Namespace) -> list[str]:
 def main_build(argv: list[str]) -> int:
     """Entry of container/build.sh."""
     args = build_parser().parse_args(argv)
-    for command in build_commands(args):
+    m = load_matrix(settings.matrix_path(args.matrix))
+    if not args.dry_run:
+        engine.login(m, settings.state_dir())
+    for command in build_commands(args, m):
         if args.dry_run:
             print(shlex.join(command))
         else:

@@ -94,7 +94,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     if plan.wheels and not dry_run:  # the wheels the images contain; this checks the rendered files too
         wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist)
     else:
-        render.check(m, root)
+        render.check(m, root, write_missing=True)
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []
     for image in plan.images:

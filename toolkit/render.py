@@ -19,6 +19,7 @@ from pathlib import Path
 import jinja2
 
 from . import cuda, docs, workflows
+from .console import step
 from .errors import DriftError
 from .matrix import Arch, CudaLine, Matrix
 from .plan import cuda_tag, make_plan
@@ -246,13 +247,21 @@ def write(m: Matrix, root: Path) -> list[str]:
     return changed
 
 
-def check(m: Matrix, root: Path) -> None:
-    """Raise DriftError with a diff when a committed generated file differs from a fresh render."""
+def check(m: Matrix, root: Path, *, write_missing: bool = False) -> None:
+    """Raise DriftError with a diff when a committed generated file differs from a fresh render.
+
+    ``write_missing`` (builds do this) renders files that do not exist yet, as in a repository that
+    has just adopted the toolkit: only a file that exists and differs is drift.
+    """
     results = outputs(m)
     problems = [f"{p.relative_to(root)}: generated file no longer produced by the matrix (stale)"
                 for p in _stale(root, {o.path for o in results})]
     for out in results:
         target = root / out.path
+        if write_missing and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(out.text)
+            step(f"rendered {out.path} (it did not exist yet)")
         current = target.read_text() if target.exists() else ""
         if current != out.text:
             diff = "".join(difflib.unified_diff(current.splitlines(True), out.text.splitlines(True),

@@ -49,7 +49,9 @@ def spawn(argv: Sequence[str | Path], log: Path, *, env: Mapping[str, str] | Non
     _require(args)
     say(f"+ {mask(shlex.join(args))} &> {log}")
     full_env = {**os.environ, **env} if env is not None else None
-    with open(log, "ab") as out:
+    # Service logs may show addresses, user names and tokens: readable by their owner only.
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
+        os.fchmod(out.fileno(), 0o600)
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=full_env)
     return proc.pid

@@ -122,7 +122,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
         return []
     host = host_arch()
     modes = {w.id: cross.resolve(m, w, host, mode) for w in plan.wheels}
-    render.check(m, root)  # build exactly what is committed
+    render.check(m, root, write_missing=True)  # build exactly what is committed
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []
     for w in plan.wheels:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ import docker
 import docker.errors
 import pytest
 
-from toolkit import cli, engine, tools
+from toolkit import cli, engine, settings, tools
 from toolkit.engine import credentials, daemon, host
 from toolkit.engine import docker as adapter
 from toolkit.matrix import load_matrix
@@ -24,16 +26,29 @@ pytestmark = pytest.mark.integration
 
 REGISTRY, INDEX = "127.0.0.1:5000", "http://127.0.0.1:8081"
 BASE = "127.0.0.1:5000/mirror/debian:bookworm-slim"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _engine_state(state):
+    """What a second `engine up` must leave as it is: pid files, credentials, configs, and the base images."""
+    patterns = ("**/*.pid", "credentials.json", "**/htpasswd", "**/config.yml")
+    files = {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for pattern in patterns for p in state.glob(pattern)}
+    return files, {ref: adapter.platforms_of(ref) for ref in (BASE, BASE.replace("bookworm", "trixie"))}
 
 
 def test_second_engine_up_changes_nothing(engine_up, capsys):
-    started = time.monotonic()
+    before = _engine_state(engine_up)
+    assert before[0], "the engine keeps pid files and credentials in its state"
+    capsys.readouterr()
     assert cli.main(["engine", "up", "--cuda", "13.0", "--json"]) == 0
-    elapsed = time.monotonic() - started
-    statuses = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    statuses = json.loads(captured.out)
     assert all(s["up"] for s in statuses), statuses
     assert {s["name"] for s in statuses} >= {"docker", "buildx", "emulation", "registry", "index"}
-    print(f"second engine up: {elapsed:.1f} s")
+    assert _engine_state(engine_up) == before
+    acted = [line for line in captured.err.splitlines()
+             if re.match(r"==> (starting|installing|building|joining|bootstrapping)", line)]
+    assert acted == []
 
 
 def test_base_image_is_a_manifest_list_of_both_platforms(engine_up):
@@ -120,12 +135,26 @@ def test_registry_and_index_listen_on_loopback_only(engine_up):
     assert _listeners(8081) == {"127.0.0.1"}
 
 
-def test_credentials_are_private_and_never_printed(engine_up, registry_cred, index_cred):
-    path = engine_up / "credentials.json"
-    if path.exists():
-        assert path.stat().st_mode & 0o777 == 0o600
+def test_credentials_are_private_and_never_printed(engine_up, registry_cred, index_cred, tmp_path):
+    if not os.environ.get(settings.REGISTRY_PASSWORD_ENV):
+        assert (engine_up / "credentials.json").stat().st_mode & 0o777 == 0o600
+    for secret in [*engine_up.glob("**/htpasswd"), *engine_up.glob("registry/config.yml"), *engine_up.glob("*.log"),
+                   *engine_up.glob("*/*.log")]:
+        assert secret.stat().st_mode & 0o077 == 0, f"{secret} is readable by others"
+    # A whole run, as a user starts it, with its own HOME: the output, the user's docker config, the
+    # service logs and every process's argv are searched for the passwords.
+    env = {**os.environ, "HOME": str(tmp_path), "TOOLKIT_STATE_DIR": str(engine_up)}
+    env.pop("DOCKER_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-m", "toolkit", "engine", "up", "--cuda", "13.0", "--arch", "x86_64"],
+                          env=env, capture_output=True, text=True, check=True)
+    assert "docker login" in proc.stderr, "the run logged in: its output is where a password could show"
+    user_config = tmp_path / ".docker" / "config.json"
+    assert not user_config.exists() or "auths" not in json.loads(user_config.read_text())
+    assert [p.name for p in (engine_up / "docker-config").iterdir()] == [str(os.getpid())]
     for cred in (registry_cred, index_cred):
-        assert tools.mask(f"x{cred.password}y") == "x***y"
+        encoded = base64.b64encode(f"{cred.username}:{cred.password}".encode()).decode()
+        for text in (proc.stdout, proc.stderr):
+            assert cred.password not in text and encoded not in text
         for log in engine_up.rglob("*.log"):
             assert cred.password not in log.read_text(errors="replace"), log
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -133,6 +162,26 @@ def test_credentials_are_private_and_never_printed(engine_up, registry_cred, ind
                 assert cred.password not in cmdline.read_bytes().decode(errors="replace")
             except OSError:
                 continue
+
+
+def test_the_registry_login_lives_in_a_private_config_of_the_run(engine_up, registry_cred):
+    private = adapter.private_config()
+    assert os.environ["DOCKER_CONFIG"] == str(private) and private.parent == engine_up / "docker-config"
+    assert private.stat().st_mode & 0o777 == 0o700
+    assert "127.0.0.1:5000" in json.loads((private / "config.json").read_text())["auths"]
+
+
+def test_a_user_outside_the_docker_group_is_told_at_once(engine_up, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the toolkit as another user")
+    tmp_path.chmod(0o777)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TOOLKIT_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m",
+                           "toolkit", "engine", "up", "--cuda", "13.0", "--arch", "x86_64"],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    assert proc.returncode == 4, proc.stderr
+    assert "not open to you: join the docker group (`sudo usermod -aG docker $USER`" in proc.stderr
+    assert "starting dockerd" not in proc.stderr
 
 
 def test_a_second_engine_reuses_docker_and_down_stops_only_its_own(engine_up, tmp_path, monkeypatch, request):

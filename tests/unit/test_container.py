@@ -4,11 +4,13 @@ import pytest
 
 from toolkit import container
 from toolkit.errors import ConfigError
+from toolkit.matrix import load_matrix
 
 
 def _build(write_matrix, *flags):
-    args = container.build_parser().parse_args(["--matrix", str(write_matrix()), *flags])
-    return container.build_commands(args)
+    path = write_matrix()
+    args = container.build_parser().parse_args(["--matrix", str(path), *flags])
+    return container.build_commands(args, load_matrix(path))
 
 
 def test_build_sh_maps_dynamo_flags_onto_buildx(write_matrix, monkeypatch):

@@ -67,6 +67,19 @@ def test_write_then_check_passes_and_a_hand_edit_fails(small, tmp_path):
         render.check(small, tmp_path)
 
 
+def test_a_build_renders_missing_files_but_still_fails_on_drift(small, tmp_path, capsys):
+    # A repository that has just adopted the toolkit has no generated files yet: that is not drift.
+    with pytest.raises(DriftError, match=r"\(missing\)"):
+        render.check(small, tmp_path)
+    render.check(small, tmp_path, write_missing=True)
+    assert "rendered container/cibuildwheel-cu130.toml (it did not exist yet)" in capsys.readouterr().err
+    assert render.write(small, tmp_path) == []
+    edited = tmp_path / "container/cibuildwheel-cu130.toml"
+    edited.write_text(edited.read_text() + "# edited\n")
+    with pytest.raises(DriftError, match=r"cibuildwheel-cu130\.toml: differs"):
+        render.check(small, tmp_path, write_missing=True)
+
+
 def test_stale_generated_files_are_reported_and_deleted(small, small_matrix, write_matrix, tmp_path):
     root = tmp_path / "repo"
     root.mkdir()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .. import locks
+from .. import locks, settings
 from ..matrix import Matrix
 from ..plan import Plan
 from . import baseimages, credentials, daemon, docker, host, services
@@ -57,6 +57,19 @@ def _verify_emulation(emulation: Status, images: list[baseimages.BaseImage],
     return dataclasses.replace(emulation, detail="; ".join(seen) or emulation.detail)
 
 
+def login(m: Matrix, state: Path) -> None:
+    """Log this run in to the matrix's registry, where the toolkit knows the credential: its own local
+    registry when it answers, or any registry named with TOOLKIT_REGISTRY_USERNAME/PASSWORD.
+
+    Logins last for the run only (a private DOCKER_CONFIG), so every command that pushes or reads
+    images logs in again.
+    """
+    address = services.registry_address(m.publish.image_repository)
+    own = services.is_local(address) and host.port_open(*services.split_address(address))
+    if own or settings.env_credentials(settings.REGISTRY_USER_ENV, settings.REGISTRY_PASSWORD_ENV):
+        docker.login(address, credentials.load(state, "registry"))
+
+
 def status(m: Matrix, plan: Plan, state: Path) -> list[Status]:
     """Report every component without starting or installing anything."""
     registry, index = _addresses(m)
@@ -64,6 +77,7 @@ def status(m: Matrix, plan: Plan, state: Path) -> list[Status]:
              services.registry_status(state, registry), services.index_status(state, index)]
     images = baseimages.needed(m, plan)
     if found[0].up:
+        login(m, state)  # the mirror tags of the base images are read from the registry
         return found + [baseimages.status(image) for image in images]
     return found + [Status(name=f"image {i.public}", up=False, detail="docker is down") for i in images]
 

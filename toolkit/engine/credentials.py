@@ -54,9 +54,12 @@ def _read(state: Path) -> dict:
 
 def _write(state: Path, data: dict) -> None:
     state.mkdir(parents=True, exist_ok=True)
-    path = _file(state)
-    # Create with 0600 from the start: never a moment where others can read it.
+    write_private(_file(state), json.dumps(data).encode())
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file that holds a secret: 0600 from its creation, never a moment where others can read it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(data, out)
-    os.chmod(path, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.chmod(path, 0o600)  # an older file keeps its mode through O_CREAT

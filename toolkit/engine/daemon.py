@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from . import docker
 from .host import Status, apt_install, require_root, start_service, started_by, wait_for
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
+DOCKER_SOCKET = Path("/var/run/docker.sock")
 _QEMU = {Arch.AARCH64: "qemu-aarch64", Arch.X86_64: "qemu-x86_64"}
 # Debian bookworm has no docker-buildx; trixie's package (a static Go binary) installs on it.
 _TRIXIE_SOURCES = ("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
@@ -29,7 +31,7 @@ def dockerd_status(state: Path) -> Status:
     if not docker.ping():
         return Status(name="docker", up=False)
     return Status(name="docker", up=True, version=docker.engine_version(),
-                  address=settings.docker_host() or "unix:///var/run/docker.sock",
+                  address=settings.docker_host() or f"unix://{DOCKER_SOCKET}",
                   started_by=started_by(state, "dockerd"))
 
 
@@ -39,12 +41,23 @@ def ensure_dockerd(state: Path) -> Status:
         if settings.docker_host():
             raise EngineError(f"DOCKER_HOST={settings.docker_host()} does not answer: "
                               "start that engine, or unset DOCKER_HOST to let the toolkit run one")
+        _require_access()
         if tools.which("dockerd") is None:
             apt_install(["docker.io", "containerd", "runc", "iptables"], "the Docker engine")
         step("starting dockerd")
         start_service("dockerd", ["dockerd"], state)
         wait_for(docker.ping, "dockerd", timeout=90, log=state / "dockerd.log")
     return dockerd_status(state)
+
+
+def _require_access() -> None:
+    """Say at once why a non-root user has no engine, instead of starting a second dockerd or waiting."""
+    if DOCKER_SOCKET.exists() and not os.access(DOCKER_SOCKET, os.R_OK | os.W_OK):
+        raise EngineError(f"a Docker engine runs, but {DOCKER_SOCKET} is not open to you: join the docker group "
+                          "(`sudo usermod -aG docker $USER`, then log in again) or run the toolkit as root")
+    if os.geteuid() != 0 and tools.which("dockerd") is not None:
+        raise EngineError("dockerd is installed but not running, and starting it needs root: "
+                          "`sudo systemctl start docker` (or `sudo toolkit engine up`), then retry")
 
 
 def buildx_status() -> Status:

@@ -7,10 +7,13 @@ The docker SDK covers ping, run, inspect, pull and push; builds go through the
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -88,8 +91,32 @@ def _single_platform(ref: str, timeout: float) -> str:
     return f"{image['os']}/{image['architecture']}"
 
 
+@functools.cache
+def private_config() -> Path:
+    """This run's own DOCKER_CONFIG (0700, in the state directory), removed when the run ends.
+
+    ``docker login`` stores the password there, never in the user's ~/.docker/config.json. It starts
+    as a copy of the user's config, so their own logins and credential helpers keep working.
+    """
+    home = settings.state_dir() / "docker-config"
+    home.mkdir(parents=True, exist_ok=True)
+    for stale in home.iterdir():  # left by runs that were killed
+        if not stale.name.isdigit() or not Path(f"/proc/{stale.name}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    mine = home / str(os.getpid())
+    mine.mkdir(mode=0o700, exist_ok=True)
+    users = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    if users.is_file():
+        credentials.write_private(mine / "config.json", users.read_bytes())
+    os.environ["DOCKER_CONFIG"] = str(mine)  # for every docker and buildx command this run starts
+    atexit.register(shutil.rmtree, mine, ignore_errors=True)
+    return mine
+
+
+@functools.cache
 def login(registry: str, cred: Credential) -> None:
-    """``docker login`` so that buildx and the engine can pull and push; password via stdin."""
+    """``docker login`` (once per run) into this run's private config; the password goes via stdin."""
+    private_config()
     tools.run(["docker", "login", "--username", cred.username, "--password-stdin", registry],
               input=cred.password, capture=True)
 

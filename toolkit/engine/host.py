@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -53,21 +54,28 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22); None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name in parentheses may hold spaces
+    return None if fields[0] == "Z" else fields[19]
+
+
 def read_pid(pidfile: Path) -> int | None:
-    """The pid in ``pidfile`` if that process still runs, else None."""
+    """The pid in ``pidfile`` if that very process still runs, else None.
+
+    The file records the process's start time too: after a reboot the pid may belong to another
+    process, which must never be taken for (or signalled as) the one the toolkit started.
+    """
     try:
-        pid = int(pidfile.read_text().strip())
-    except (FileNotFoundError, ValueError):
+        record = json.loads(pidfile.read_text())
+        pid, started = int(record["pid"]), str(record["start"])
+    except (OSError, ValueError, TypeError, KeyError):  # absent, or not written by this toolkit
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-        return None
-    return pid
+    return pid if _start_time(pid) == started else None
 
 
 def start_service(name: str, argv: Sequence[str | Path], state: Path,
@@ -75,8 +83,13 @@ def start_service(name: str, argv: Sequence[str | Path], state: Path,
     """Start ``argv`` detached; its pid goes to STATE/NAME.pid and its output to STATE/NAME.log."""
     state.mkdir(parents=True, exist_ok=True)
     pid = tools.spawn(argv, state / f"{name}.log", env=env)
-    (state / f"{name}.pid").write_text(f"{pid}\n")
+    write_pid(state / f"{name}.pid", pid)
     return pid
+
+
+def write_pid(pidfile: Path, pid: int) -> None:
+    """Record ``pid`` with its start time, so that a later reader can tell it from a reused pid."""
+    pidfile.write_text(json.dumps({"pid": pid, "start": _start_time(pid)}) + "\n")
 
 
 def stop_service(name: str, state: Path, timeout: float = 20.0) -> bool:
@@ -87,7 +100,11 @@ def stop_service(name: str, state: Path, timeout: float = 20.0) -> bool:
         pidfile.unlink(missing_ok=True)
         return False
     step(f"stopping {name} (pid {pid})")
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except PermissionError:
+        raise EngineError(f"{name} (pid {pid}) was started by another user; stop it as that user "
+                          "(e.g. `sudo toolkit engine down`)") from None
     deadline = time.monotonic() + timeout
     while read_pid(pidfile) is not None:
         if time.monotonic() > deadline:

@@ -17,7 +17,7 @@ from .. import tools
 from ..console import step
 from ..errors import EngineError
 from . import docker
-from .credentials import Credential
+from .credentials import Credential, write_private
 from .host import Status, apt_install, port_open, start_service, started_by, wait_for
 
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -49,8 +49,7 @@ def is_local(address: str) -> bool:
 def _htpasswd(path: Path, cred: Credential) -> None:
     # bcrypt (-B) is the only scheme the registry accepts; the password goes through stdin.
     line = tools.run(["htpasswd", "-niB", cred.username], input=cred.password + "\n", capture=True).stdout
-    path.write_text(line.strip() + "\n")
-    path.chmod(0o600)
+    write_private(path, (line.strip() + "\n").encode())
 
 
 def _service_status(name: str, address: str, state: Path, version: str) -> Status:
@@ -101,8 +100,7 @@ def ensure_registry(state: Path, address: str, cred: Credential) -> Status:
             "http": {"addr": f"{host}:{port}", "secret": secrets.token_hex(16)},
             "auth": {"htpasswd": {"realm": "gpu-toolkit", "path": str(home / "htpasswd")}},
         }
-        (home / "config.yml").write_text(json.dumps(config, indent=2))  # JSON is YAML
-        (home / "config.yml").chmod(0o600)
+        write_private(home / "config.yml", json.dumps(config, indent=2).encode())  # JSON is YAML
         return ["docker-registry", "serve", home / "config.yml"]
 
     _serve("registry", "registry", address, home, setup)

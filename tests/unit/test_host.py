@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from toolkit.engine import host
+from toolkit.errors import EngineError
+
+
+@pytest.fixture
+def sleeper():
+    """A real process to stand for a service (forked: unit tests start no programs)."""
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+    child.start()
+    yield child.pid
+    child.kill()
+    child.join()
+
+
+def test_the_pid_file_names_the_process_that_was_started(sleeper, tmp_path):
+    host.write_pid(tmp_path / "svc.pid", sleeper)
+    assert host.read_pid(tmp_path / "svc.pid") == sleeper
+
+
+def test_a_reused_pid_is_not_taken_for_the_service_nor_signalled(sleeper, tmp_path):
+    # As after a reboot: the pid file's pid now belongs to a process started at another time.
+    (tmp_path / "svc.pid").write_text(json.dumps({"pid": sleeper, "start": "1"}))
+    assert host.read_pid(tmp_path / "svc.pid") is None
+    assert host.stop_service("svc", tmp_path) is False
+    os.kill(sleeper, 0)  # still alive: it was never signalled
+    assert not (tmp_path / "svc.pid").exists()
+
+
+def test_a_plain_pid_file_is_not_trusted(sleeper, tmp_path):
+    (tmp_path / "svc.pid").write_text(f"{sleeper}\n")
+    assert host.read_pid(tmp_path / "svc.pid") is None
+
+
+def test_stopping_another_users_service_says_how(sleeper, tmp_path, monkeypatch):
+    host.write_pid(tmp_path / "svc.pid", sleeper)
+
+    def refuse(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    with monkeypatch.context() as patch, pytest.raises(
+            EngineError, match=r"svc \(pid \d+\) was started by another user.*sudo toolkit engine down"):
+        patch.setattr(host.os, "kill", refuse)  # what a non-root user gets for root's dockerd
+        host.stop_service("svc", tmp_path)
