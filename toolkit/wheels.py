@@ -17,6 +17,9 @@ import time
 import zipfile
 from pathlib import Path
 
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
 from . import audit, cross, fingerprint, render, settings, tools
 from .console import step
 from .engine import docker
@@ -110,6 +113,31 @@ def check_size(w: WheelArtifact, wheel: Path) -> None:
                      f"package.{w.package}.max-size-mb; largest inside: {listing}")
 
 
+def check_built_name(w: WheelArtifact, filename: str) -> None:
+    """BuildError when the built file is not the planned one: its name, version or Python tag differ.
+
+    The manifest records the plan's version; a wheel that says otherwise would be published under a
+    false record, and two CUDA lines would build files of the same name.
+    """
+    name, version, _, tags = parse_wheel_filename(filename)
+    built = sorted(f"{t.interpreter}-{t.abi}" for t in tags)
+    problems = []
+    if canonicalize_name(name) != canonicalize_name(w.package):
+        problems.append(f"the distribution is {name!r}, not {w.package!r}: name the [package.NAME] table "
+                        "after the project's name in its pyproject.toml")
+    if version != Version(w.version):
+        problems.append(f"its version is {version}, the plan's {w.version}: make the package's version dynamic "
+                        "and read the release from the environment (TOOLKIT_LOCAL_VERSION holds the local "
+                        "label, as examples/saxpy does), or set [project] version to what it builds")
+    if w.python_tag not in built:
+        problems.append(f"its Python tag is {', '.join(built)}, the plan's {w.python_tag}: "
+                        + (f"build for the lowest Python of the axis (scikit-build-core: wheel.py-api = "
+                           f"\"{w.python_tag.split('-')[0]}\"; setuptools: py_limited_api)" if w.abi3 else
+                           "set [package] abi3 to what the package builds"))
+    if problems:
+        raise BuildError(f"{w.id}: built {filename}, which is not the planned wheel: " + "; ".join(problems))
+
+
 def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = False,
           force: bool = False, mode: BuildMode | None = None) -> list[dict]:
     """Build, audit and record every wheel of ``plan`` whose inputs changed; return their records.
@@ -173,6 +201,7 @@ def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str
     built = sorted(tmp.glob("*.whl"))
     if len(built) != 1:
         raise BuildError(f"{w.id}: {tool} produced {len(built)} wheels ({[b.name for b in built]}), not one")
+    check_built_name(w, built[0].name)
     wheel = dist / built[0].name
     shutil.move(built[0], wheel)
     check_size(w, wheel)

@@ -50,3 +50,15 @@ def test_stopping_another_users_service_says_how(sleeper, tmp_path, monkeypatch)
             EngineError, match=r"svc \(pid \d+\) was started by another user.*sudo toolkit engine down"):
         patch.setattr(host.os, "kill", refuse)  # what a non-root user gets for root's dockerd
         host.stop_service("svc", tmp_path)
+
+
+def test_a_non_root_user_without_a_running_dockerd_is_told_at_once(tmp_path, monkeypatch):
+    from toolkit.engine import daemon
+
+    monkeypatch.setattr(daemon, "DOCKER_SOCKET", tmp_path / "docker.sock")  # no engine answers there
+    monkeypatch.setattr(daemon.docker, "ping", lambda: False)
+    monkeypatch.setattr(daemon.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(daemon.tools, "which", lambda tool: f"/usr/sbin/{tool}")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    with pytest.raises(EngineError, match=r"dockerd is installed but not running.*sudo systemctl start docker"):
+        daemon.ensure_dockerd(tmp_path)  # and it started nothing: unit tests refuse to start processes

@@ -41,3 +41,20 @@ def test_oversized_wheel_lists_its_largest_files(small, tmp_path):
                                          r"saxpy/_core\.abi3\.so \(2\.0 MB\)"):
         wheels.check_size(small_limit, wheel)
     wheels.check_size(w, wheel)
+
+
+@pytest.mark.parametrize("filename, message", [
+    ("saxpy-1.2.0+cu130-cp310-abi3-manylinux_2_34_x86_64.whl", None),
+    # an outside project with a static version: the file does not carry the release's version and label
+    ("saxpy-0.1.0-cp310-abi3-manylinux_2_34_x86_64.whl", r"its version is 0\.1\.0, the plan's 1\.2\.0\+cu130"),
+    ("saxpy-1.2.0+cu130-cp39-abi3-manylinux_2_34_x86_64.whl",
+     r"its Python tag is cp39-abi3, the plan's cp310-abi3: .*wheel\.py-api = \"cp310\""),
+    ("saxpy_ext-1.2.0+cu130-cp310-abi3-manylinux_2_34_x86_64.whl", r"the distribution is 'saxpy-ext'"),
+])
+def test_a_built_wheel_must_be_the_planned_one(filename, message, small):
+    w = plan.make_plan(small, plan.Selection(cuda=("13.0",), arch=("x86_64",))).wheels[0]
+    if message is None:
+        wheels.check_built_name(w, filename)
+    else:
+        with pytest.raises(BuildError, match=message):
+            wheels.check_built_name(w, filename)
