@@ -3,6 +3,7 @@ from __future__ import annotations
 import signal
 import struct
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,16 @@ def test_fatbin_entries_decode_kind_arch_and_suffix():
     assert audit.fatbin_entries(data) == [
         audit.Entry("ptx", "120"), audit.Entry("sass", "75"), audit.Entry("sass", "90a"),
         audit.Entry("sass", "100f"), audit.Entry("sass", "120")]
+
+
+def test_a_real_nvcc_fatbin_decodes_as_cuobjdump_lists_it():
+    # The .nv_fatbin section of saxpy/_core.abi3.so in the released x86_64 wheel (sha256 68c3a461…), built by
+    # nvcc 13.0 for "7.5 8.0 8.6 8.9 9.0a 10.0 12.0+PTX". NVIDIA's cuobjdump listed that very file's cubins as
+    # sm_75 sm_80 sm_86 sm_89 sm_90a sm_100 sm_120 and its PTX as compute_120 (docs/verification/gpu-smoke-h100.json).
+    # Unlike the fixtures above, nothing here follows the parser's own idea of the layout.
+    data = (Path(__file__).parent / "data" / "saxpy-cu130-x86_64.nv_fatbin").read_bytes()
+    assert audit.fatbin_entries(data) == [audit.Entry("ptx", "120")] + [
+        audit.Entry("sass", sm) for sm in ("75", "80", "86", "89", "90a", "100", "120")]
 
 
 def test_object_entries_is_none_for_non_elf():

@@ -45,10 +45,20 @@ def test_images_know_platform_toolchain_flags_and_bases(small):
     assert not any(i.id.startswith("image:vllm:cu130:aarch64") for i in p.images)
 
 
-def test_ids_are_unique_and_stable(small):
-    first = [a.id for a in plan.make_plan(small).artifacts]
-    assert len(first) == len(set(first))
-    assert first == [a.id for a in plan.make_plan(small).artifacts]
+def test_ids_are_unique_and_stable(small, small_matrix, write_matrix):
+    # Ids key the manifest across releases: they are spelled from the cell alone, whatever the axis order,
+    # and an axis value added later leaves the existing ids as they were.
+    ids = [a.id for a in plan.make_plan(small).artifacts]
+    assert ids == [
+        "wheel:saxpy:cu128:x86_64", "wheel:saxpy:cu130:x86_64", "wheel:saxpy:cu128:aarch64",
+        "wheel:saxpy:cu130:aarch64", "image:none:cu128:x86_64", "image:none:cu130:x86_64",
+        "image:vllm:cu130:x86_64", "image:none:cu128:aarch64", "image:none:cu130:aarch64"]
+    assert len(ids) == len(set(ids))
+    reordered = small_matrix.replace('arch = ["x86_64", "aarch64"]', 'arch = ["aarch64", "x86_64"]').replace(
+        'cuda = ["12.8", "13.0"]', 'cuda = ["13.0", "12.8"]').replace('"none", "vllm"]', '"vllm", "none"]')
+    assert sorted(a.id for a in plan.make_plan(matrix.load_matrix(write_matrix(reordered))).artifacts) == sorted(ids)
+    grown = small_matrix.replace('python = ["3.10", "3.12"]', 'python = ["3.10", "3.12", "3.13"]')
+    assert [a.id for a in plan.make_plan(matrix.load_matrix(write_matrix(grown))).artifacts] == ids
 
 
 def test_framework_filter_keeps_only_the_wheels_its_images_contain(small):
