@@ -14,6 +14,8 @@ from pathlib import Path
 
 from . import engine, hostinfo, settings, tools
 from .engine import docker
+from .engine.daemon import host_arch
+from .errors import ConfigError, allowed_list, suggest
 from .images import build_command
 from .matrix import Arch, Matrix, load_matrix
 from .plan import Selection, make_plan
@@ -77,7 +79,10 @@ def run_parser() -> argparse.ArgumentParser:
     """The options of container/run.sh."""
     p = argparse.ArgumentParser(prog="container/run.sh", description="Run a framework image with GPU, shared "
                                 "memory and IPC settings suited to inference servers.")
-    p.add_argument("--image", required=True, help="image to run")
+    p.add_argument("--matrix", help="matrix file (default: $TOOLKIT_MATRIX, else ./matrix.toml)")
+    p.add_argument("--framework", default="none", help="image variant from matrix.toml whose image to run: what "
+                   "build.sh tagged <image-repository>/<framework>:latest-<arch> (default: %(default)s)")
+    p.add_argument("--image", help="image to run instead of the framework's")
     p.add_argument("--gpus", help="docker --gpus value (default: all when an NVIDIA runtime exists, else none)")
     p.add_argument("--shm-size", default="10G", help="shared memory size (default: %(default)s)")
     p.add_argument("--ipc", default="host", help="IPC namespace (default: %(default)s)")
@@ -89,7 +94,7 @@ def run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_command(args: argparse.Namespace) -> list[str]:
+def run_command(args: argparse.Namespace, image: str) -> list[str]:
     """The docker run command that run.sh runs for ``args``."""
     gpus = args.gpus or ("all" if hostinfo.gpus() and docker.gpu_options(True) else "none")
     argv = ["docker", "run", "--rm", "-i", f"--shm-size={args.shm_size}",
@@ -99,7 +104,17 @@ def run_command(args: argparse.Namespace) -> list[str]:
     argv += ["--volume", f"{Path.cwd()}:/workspace", "--workdir", "/workspace"] if args.mount_workspace else []
     argv += ["--volume", f"{args.hf_cache}:/root/.cache/huggingface"] if args.hf_cache else []
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    return [*argv, args.image, *command]
+    return [*argv, image, *command]
+
+
+def default_image(args: argparse.Namespace) -> str:
+    """The image build.sh tagged for ``--framework`` on this host's (or ``--platform``'s) architecture."""
+    m = load_matrix(settings.matrix_path(args.matrix))
+    if args.framework not in m.framework:
+        raise ConfigError([f"--framework {args.framework}: {m.source} has no [framework.{args.framework}] table"
+                           + suggest(args.framework, m.framework) + f"; defined: {allowed_list(m.framework)}"])
+    arch = args.platform.split("/")[-1] if args.platform else host_arch().docker
+    return f"{m.publish.image_repository}/{args.framework}:latest-{arch}"
 
 
 def main_build(argv: list[str]) -> int:
@@ -119,8 +134,12 @@ def main_build(argv: list[str]) -> int:
 def main_run(argv: list[str]) -> int:
     """Entry of container/run.sh."""
     args = run_parser().parse_args(argv)
-    command = run_command(args)
+    image = args.image or default_image(args)
+    command = run_command(args, image)
     if args.dry_run:
         print(shlex.join(command))
         return 0
+    if not args.image and not docker.has_image(image):
+        raise ConfigError([f"no image {image} here: build it first with "
+                           f"`container/build.sh --framework {args.framework}`, or pass --image"])
     return tools.run(command, check=False).returncode

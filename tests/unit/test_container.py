@@ -38,19 +38,20 @@ def test_unsupported_variant_is_a_clear_error(write_matrix):
         _build(write_matrix, "--framework", "vllm", "--platform", "linux/arm64")
 
 
-def test_help_comes_from_the_parser_that_runs():
-    text = container.build_parser().format_help()
-    for flag in ("--framework", "--target", "--platform", "--cuda-version", "--base-image", "--base-image-tag",
-                 "--tag", "--no-tag-latest", "--build-arg", "--build-context", "--cache-from", "--cache-to",
-                 "--no-cache", "--push", "--no-load", "--dry-run"):
-        assert flag in text
+def test_run_sh_defaults_to_the_framework_image_build_sh_tags(write_matrix, monkeypatch):
+    args = container.run_parser().parse_args(["--matrix", str(write_matrix()), "--framework", "vllm",
+                                              "--platform", "linux/arm64"])
+    assert container.default_image(args) == "127.0.0.1:5000/gpu-toolkit/vllm:latest-arm64"
+    args = container.run_parser().parse_args(["--matrix", str(write_matrix()), "--framework", "vlm"])
+    with pytest.raises(ConfigError, match=r"--framework vlm: .* has no \[framework\.vlm\] table \(did you mean"):
+        container.default_image(args)
 
 
 def test_run_sh_defaults_and_mounts(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     args = container.run_parser().parse_args(["--image", "img", "--gpus", "none", "--mount-workspace",
                                               "--hf-cache", "/cache", "--", "python", "-V"])
-    argv = container.run_command(args)
+    argv = container.run_command(args, "img")
     assert argv[:3] == ["docker", "run", "--rm"] and "--shm-size=10G" in argv and "--ipc=host" in argv
     assert not any(a.startswith("--gpus") for a in argv)
     assert f"{tmp_path}:/workspace" in argv and "/cache:/root/.cache/huggingface" in argv

@@ -186,6 +186,17 @@ def registry_credential() -> Credential:
     return credentials.load(settings.state_dir(), "registry")
 
 
+def has_image(ref: str) -> bool:
+    """True when the engine holds ``ref`` locally."""
+    try:
+        client().images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"cannot inspect {ref}: {exc}") from None
+    return True
+
+
 def pull(ref: str, *, platform: str, cred: Credential | None = None) -> None:
     """Pull one platform of ``ref`` (with registry credentials when given)."""
     auth = {"username": cred.username, "password": cred.password} if cred else None
