@@ -123,7 +123,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
     down = [s.name for s in statuses if not s.up]
     if down:
         print(f"not available: {', '.join(down)}", file=sys.stderr)
-        if args.action == "status" or args.strict:
+        if args.strict:
             raise EngineError(f"{len(down)} component(s) not available: {', '.join(down)}")
     return 0
 
@@ -168,15 +168,26 @@ def cmd_wheels(args: argparse.Namespace) -> int:
     matrix = registry_matrix_from(args)
     records = wheels.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
                            Path(args.dist), dry_run=args.dry_run, force=args.force,
-                           mode=BuildMode(args.build_mode) if args.build_mode else None)
+                           mode=BuildMode(args.build_mode) if args.build_mode else None,
+                           skip_unavailable=args.skip_unavailable)
     if args.json:
         json.dump(records, sys.stdout, indent=2)
         print()
     elif records:
-        print(table(("artifact", "wheel", "mode", "MB", "seconds", "sha256"),
-                    [(r["id"], r["file"], r.get("build_mode", "-"), f"{r['size'] / 1e6:.1f}", r["build_seconds"],
-                      r["sha256"][:16]) for r in records]))
+        _print_built(records, ("artifact", "wheel", "mode", "MB", "seconds", "sha256"), lambda r: (
+            r["id"], r["file"], r.get("build_mode", "-"), f"{r['size'] / 1e6:.1f}", r["build_seconds"],
+            r["sha256"][:16]))
     return 0
+
+
+def _print_built(records: list[dict], headers: tuple[str, ...], row: Callable[[dict], tuple]) -> None:
+    """The table of what was built (or is up to date), then a line for each artifact not built here."""
+    built = [row(r) for r in records if "not_built" not in r]
+    if built:
+        print(table(headers, built))
+    for r in records:
+        if "not_built" in r:
+            print(f"not built here: {r['id']}: {r['not_built']}")
 
 
 def _expected_targets(args: argparse.Namespace, wheel: Path) -> tuple:
@@ -222,14 +233,13 @@ def cmd_images(args: argparse.Namespace) -> int:
     matrix = registry_matrix_from(args)
     records = images.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
                            Path(args.dist), push=args.push, dry_run=args.dry_run, builder=args.builder,
-                           parallel=not args.sequential, force=args.force)
+                           parallel=not args.sequential, force=args.force, skip_unavailable=args.skip_unavailable)
     if args.json:
         json.dump(records, sys.stdout, indent=2)
         print()
     elif records:
-        print(table(("artifact", "tag", "platform", "seconds", "digest"),
-                    [(r["id"], r["platform_tag"], r["platform"], r["build_seconds"], r["digest"][:19])
-                     for r in records]))
+        _print_built(records, ("artifact", "tag", "platform", "seconds", "digest"), lambda r: (
+            r["id"], r["platform_tag"], r["platform"], r["build_seconds"], r["digest"][:19]))
     return 0
 
 
@@ -287,6 +297,10 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+SKIP_HELP = ("build what this machine can and report the rest as not built (default: stop before building "
+             "when a planned artifact's base image is out of reach)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full CLI; stages register their subcommands here."""
     parser = argparse.ArgumentParser(
@@ -329,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the build commands, build nothing")
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
     p.add_argument("--force", action="store_true", help="rebuild even what is up to date")
+    p.add_argument("--skip-unavailable", action="store_true", help=SKIP_HELP)
     p.add_argument("--build-mode", choices=[m.value for m in BuildMode], metavar="MODE",
                    help="for wheels of another arch than this host's: auto (cross where possible, else "
                         "emulated), cross, emulated or native; default: the matrix's build-mode")
@@ -346,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dist", default="dist", metavar="DIR", help="wheel directory (the build context)")
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
     p.add_argument("--force", action="store_true", help="redo it even when it is up to date")
+    p.add_argument("--skip-unavailable", action="store_true", help=SKIP_HELP)
     add_selection_args(p)
     p = command("bench", cmd_bench, "measure the toolkit against the raw tools; write BENCHMARKS.md")
     p.add_argument("--runs", type=int, default=3, help="runs per cheap measurement (default: %(default)s)")

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import fingerprint, render, tools, wheels
+from . import fingerprint, preflight, render, tools, wheels
 from .console import step
 from .engine.daemon import host_arch
 from .errors import BuildError, CommandError
@@ -87,12 +87,19 @@ def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path)
 
 
 def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, dry_run: bool = False,
-          builder: str | None = None, parallel: bool = True, force: bool = False) -> list[dict]:
-    """Build every planned image whose inputs changed (its wheels first); return the manifest records."""
+          builder: str | None = None, parallel: bool = True, force: bool = False,
+          skip_unavailable: bool = False) -> list[dict]:
+    """Build every planned image whose inputs changed (its wheels first); return the manifest records.
+
+    As for wheels, images this machine cannot build stop the run first, or are reported as ``not_built``.
+    """
     if not plan.images:
         return []
+    unbuilt = {}
     if plan.wheels and not dry_run:  # the wheels the images contain; this checks the rendered files too
-        wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist)
+        unbuilt = {r["id"]: r["not_built"] for r in wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist,
+                                                                  skip_unavailable=skip_unavailable)
+                   if "not_built" in r}
     else:
         render.check(m, root, write_missing=True)
     manifest = Manifest(dist / "manifest.json")
@@ -105,6 +112,15 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
             records.append({"id": image.id, **record, "up_to_date": True})
         else:
             todo.append((image, fp))
+    missing = preflight.blocked(m, [image for image, _ in todo])
+    missing.update({image.id: f"its wheel {w} was not built" for image, _ in todo for w in image.wheels
+                    if w in unbuilt and image.id not in missing})
+    if missing and not skip_unavailable:
+        raise preflight.refuse(m, plan, missing)
+    for artifact, why in missing.items():
+        step(f"{artifact}: not built here: {why}")
+        records.append({"id": artifact, "not_built": why})
+    todo = [(image, fp) for image, fp in todo if image.id not in missing]
     if not todo:
         return sorted(records, key=lambda r: r["id"])
     with tempfile.TemporaryDirectory(prefix="images-") as tmp:

@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from . import audit, cross, fingerprint, render, settings, tools
+from . import audit, cross, fingerprint, preflight, render, settings, tools
 from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
@@ -139,12 +139,14 @@ def check_built_name(w: WheelArtifact, filename: str) -> None:
 
 
 def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = False,
-          force: bool = False, mode: BuildMode | None = None) -> list[dict]:
+          force: bool = False, mode: BuildMode | None = None, skip_unavailable: bool = False) -> list[dict]:
     """Build, audit and record every wheel of ``plan`` whose inputs changed; return their records.
 
     A wheel whose input fingerprint matches its record (and whose file exists) is up to date:
     it is reported with ``up_to_date`` and not rebuilt, unless ``force``. ``mode`` overrides
-    the matrix's build-mode for wheels of other architectures than the host's.
+    the matrix's build-mode for wheels of other architectures than the host's. Wheels whose base
+    image this machine cannot reach stop the build before it starts, or with ``skip_unavailable``
+    are reported as ``not_built``.
     """
     if not plan.wheels:
         return []
@@ -161,6 +163,13 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
             records.append({"id": w.id, **record, "up_to_date": True})
         else:
             todo.append((w, fp))
+    missing = preflight.blocked(m, [w for w, _ in todo])
+    if missing and not skip_unavailable:
+        raise preflight.refuse(m, plan, missing)
+    for artifact, why in missing.items():
+        step(f"{artifact}: not built here: {why}")
+        records.append({"id": artifact, "not_built": why})
+    todo = [(w, fp) for w, fp in todo if w.id not in missing]
     cross_images = {}
     for version in dict.fromkeys(w.build.cuda for w, _ in todo):
         line_todo = [w for w, _ in todo if w.build.cuda == version]

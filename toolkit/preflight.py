@@ -1,0 +1,58 @@
+"""Before a build: which planned artifacts this machine cannot build, because a base image is out of reach.
+
+Asked before anything is built, so that a selection that names an unreachable base image (a public
+``nvidia/cuda`` image without a registry that serves it) fails in seconds with what to do, instead of
+minutes later inside BuildKit with a DNS error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .engine import docker
+from .errors import EngineError
+from .matrix import Matrix
+from .plan import Artifact, ImageArtifact, Plan
+
+_PUBLIC_TIMEOUT = 30  # seconds to decide that a public registry is out of reach
+
+
+def blocked(m: Matrix, artifacts: Iterable[Artifact]) -> dict[str, str]:
+    """Artifact id -> why it cannot be built here, for those of ``artifacts`` whose base images are missing."""
+    reasons: dict[tuple[str, str], str] = {}
+    out = {}
+    for a in artifacts:
+        names = [a.build.build_image_public] + ([a.runtime_image_public] if isinstance(a, ImageArtifact) else [])
+        for name in names:
+            if (name, a.build.platform) not in reasons:
+                reasons[(name, a.build.platform)] = _why_unavailable(m, name, a.build.platform)
+        why = "; ".join(dict.fromkeys(r for n in names if (r := reasons[(n, a.build.platform)])))
+        if why:
+            out[a.id] = why
+    return out
+
+
+def _why_unavailable(m: Matrix, public: str, platform: str) -> str:
+    """'' when a build can start from ``public`` (by its mirror name) on ``platform``, else why not."""
+    resolved = m.image(public)
+    if platform in (docker.platforms_of(resolved) or ()):
+        return ""
+    if resolved != public:
+        if public in m.bootstrap or platform in (docker.platforms_of(public, timeout=_PUBLIC_TIMEOUT) or ()):
+            return f"{resolved} lacks {platform}: run `toolkit engine up` first (it makes the mirror copy)"
+        return (f"base image {public} ({platform}) is neither in its mirror {resolved} nor reachable here, "
+                "and [bootstrap] has no recipe for it")
+    if platform in (docker.platforms_of(public, timeout=_PUBLIC_TIMEOUT) or ()):
+        return ""
+    return (f"base image {public} ({platform}) cannot be pulled here: name a copy you can reach in [mirror] "
+            "(and a Debian suite in [bootstrap] where it is a plain Debian image)")
+
+
+def refuse(m: Matrix, plan: Plan, found: dict[str, str]) -> EngineError:
+    """The error that lists every artifact this machine cannot build, with what to do instead."""
+    cut = {a.build.cuda for a in plan.artifacts if a.id in found}
+    buildable = [v for v in dict.fromkeys(a.build.cuda for a in plan.artifacts) if v not in cut]
+    hint = f"select what can be built (--cuda {','.join(buildable)}), or " if buildable else ""
+    return EngineError(f"{len(found)} planned artifact(s) cannot be built on this machine:\n"
+                       + "\n".join(f"  {artifact}: {why}" for artifact, why in found.items())
+                       + f"\n{hint}pass --skip-unavailable to build the rest and report these as not built")
