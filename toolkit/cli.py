@@ -281,12 +281,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    matrix = registry_matrix_from(args)
+    matrix = matrix_from(args)
     plan = make_plan(matrix, selection_from(args))
     if args.artifact:
+        known = [a.id for a in plan.artifacts]
+        unknown = [a for a in args.artifact if a not in known]
+        if unknown:
+            raise ConfigError([f"--artifact {a}: not an artifact of the selection" + suggest(a, known)
+                               + f"; planned: {', '.join(known)}" for a in unknown])
         plan = dataclasses.replace(plan, wheels=tuple(w for w in plan.wheels if w.id in args.artifact),
                                    images=tuple(i for i in plan.images if i.id in args.artifact))
-    runs = smoke.smoke(matrix, plan, Path(args.dist), host=args.host, force=args.force)
+    engine.login(matrix, settings.state_dir())
+    runs = smoke.smoke(matrix, plan, Path(args.dist), host=args.host, force=args.force,
+                       require_gpu=args.require_gpu)
     if args.json:
         json.dump([dataclasses.asdict(r) for r in runs], sys.stdout, indent=2)
         print()
@@ -379,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", action="append", default=[], metavar="ID", help="only this artifact (repeatable)")
     p.add_argument("--host", action="store_true",
                    help="install host-arch wheels into a fresh venv here instead of containers (GPU hosts)")
+    p.add_argument("--require-gpu", action="store_true",
+                   help="fail, instead of skipping the GPU smoke, where no GPU is found (GPU runners)")
     p.add_argument("--dist", default="dist", metavar="DIR", help="where the wheels and manifest are")
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
     p.add_argument("--force", action="store_true", help="redo it even when it is up to date")

@@ -54,12 +54,30 @@ def nvcc_compilers() -> list[Nvcc]:
 
 
 def gpus() -> list[Gpu]:
-    """NVIDIA GPUs visible through nvidia-smi; empty when there is none (or no driver)."""
+    """NVIDIA GPUs visible through nvidia-smi, else through the driver's /proc files; empty when there is none."""
     if tools.which("nvidia-smi") is None:
-        return []
+        return _driver_gpus()
     proc = tools.run(["nvidia-smi", "--query-gpu=name,compute_cap,driver_version", "--format=csv,noheader"],
                      capture=True, quiet=True, check=False)
     if proc.returncode != 0:
         return []
     rows = [[part.strip() for part in line.split(",")] for line in proc.stdout.splitlines() if line.strip()]
     return [Gpu(name=r[0], compute_capability=r[1], driver=r[2]) for r in rows if len(r) == 3]
+
+
+def _driver_gpus(proc: Path = Path("/proc/driver/nvidia")) -> list[Gpu]:
+    """GPUs as the loaded NVIDIA driver lists them, where nvidia-smi is not installed (slim images, some hosts)."""
+    version = re.search(r"Kernel Module\s+(?:for \S+\s+)?([\d.]+)", _read(proc / "version"))
+    found = []
+    for info in sorted(proc.glob("gpus/*/information")):
+        model = re.search(r"^Model:\s*(.+)$", _read(info), re.M)
+        found.append(Gpu(name=model.group(1).strip() if model else "NVIDIA GPU", compute_capability="?",
+                         driver=version.group(1) if version else "?"))
+    return found
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

@@ -24,14 +24,14 @@ from packaging.version import InvalidVersion, Version
 from pypi_simple import NoSuchProjectError, PyPISimple, UnsupportedContentTypeError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from . import tools
+from . import smoke, tools
 from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
 from .errors import CommandError, PublishError, ToolkitError
 from .manifest import Manifest, now
 from .matrix import Matrix
-from .plan import ImageArtifact, Plan, WheelArtifact
+from .plan import ImageArtifact, Plan, WheelArtifact, make_plan
 from .settings import state_dir
 from .wheels import sha256
 
@@ -62,22 +62,18 @@ class Action:
     detail: str
 
 
-def _smoke_passed(record: dict, ident: str) -> bool:
-    smoke = record.get("smoke") or {}
-    results = [r["result"] for r in smoke.get("runs", [])]
-    return smoke.get("sha256") == ident and "pass" in results and "FAIL" not in results
-
-
-def gates(plan: Plan, dist: Path, manifest: Manifest) -> list[str]:
+def gates(m: Matrix, plan: Plan, dist: Path, manifest: Manifest) -> list[str]:
     """Every reason not to publish; empty when all gates pass."""
     problems = []
+    whole = {a.id: a for a in make_plan(m).artifacts}  # a --python selection narrows no wheel's coverage
     for a in plan.artifacts:
         record = manifest.data["artifacts"].get(a.id)
         ident = (record or {}).get("sha256" if isinstance(a, WheelArtifact) else "digest")
+        uncovered = smoke.coverage_problems(m, whole.get(a.id, a), record) if record and ident else []
         if not record or not ident:
             problems.append(f"{a.id}: not built (no manifest record)")
-        elif not _smoke_passed(record, ident):
-            problems.append(f"{a.id}: no passing smoke record for {ident[:19]}")
+        elif uncovered:
+            problems += uncovered
         elif isinstance(a, WheelArtifact):
             problems += _wheel_gates(a, dist / record["file"], record)
         else:
@@ -229,7 +225,7 @@ def _index_credential() -> credentials.Credential:
 def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool) -> list[Action]:
     """Check the gates, decide per artifact, and (with ``yes``) send what is missing."""
     manifest = Manifest(dist / "manifest.json")
-    problems = gates(plan, dist, manifest)
+    problems = gates(m, plan, dist, manifest)
     if problems:
         raise PublishError(problems)
     files = [dist / manifest.artifact(w.id)["file"] for w in plan.wheels]

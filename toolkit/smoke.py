@@ -224,58 +224,96 @@ def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
                "no NVIDIA container runtime", seconds=_since(started), detail=detail)
 
 
-def _recorded(record: dict, ident: str, host: bool) -> list[Run] | None:
-    """The recorded runs when they cover exactly this artifact (same sha256/digest) and none failed."""
+def _valid_runs(record: dict, ident: str) -> list[Run]:
+    """The recorded runs that tested exactly this artifact (same sha256/digest)."""
     smoke = record.get("smoke") or {}
-    runs = [Run(**r) for r in smoke.get("runs", [])]
-    where = {"host"} if host else {"container", ""}
-    if smoke.get("sha256") == ident and runs and all(r.result != FAIL and r.where in where for r in runs):
-        step(f"{runs[0].artifact}: smoke-tested already for {ident[:19]}")
-        return runs
-    return None
+    return [Run(**r) for r in smoke.get("runs", [])] if smoke.get("sha256") == ident else []
 
 
-def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool = False) -> list[Run]:
-    """Smoke-test every built artifact of ``plan`` not yet tested in its current form; record the runs."""
+def _record(manifest: Manifest, artifact_id: str, ident: str, found: list[Run], **extra: object) -> None:
+    """Record ``found`` beside the runs already recorded for the same artifact: a run replaces only an earlier
+    one of the same place and Python, so a host GPU run and container runs stand side by side."""
+    keys = {(r.where, r.python) for r in found}
+    kept = [r for r in _valid_runs(manifest.data["artifacts"][artifact_id], ident) if (r.where, r.python) not in keys]
+    runs = sorted(kept + found, key=lambda r: (r.where, r.python))
+    manifest.record(artifact_id, smoke={"sha256": ident, "at": now(), "host": host_arch().value, **extra,
+                                        "runs": [dataclasses.asdict(r) for r in runs]})
+
+
+def coverage_problems(m: Matrix, artifact: WheelArtifact | ImageArtifact, record: dict) -> list[str]:
+    """Why the recorded smoke runs do not cover this build of ``artifact``: a container pass for every Python
+    of the artifact that has a clean interpreter image (an image: one container pass), and no failure."""
+    ident = record.get("sha256" if isinstance(artifact, WheelArtifact) else "digest", "")
+    runs = _valid_runs(record, ident)
+    problems = [f"{artifact.id}: smoke FAILED ({r.where or 'nowhere'}, Python {r.python}) for {ident[:19]}"
+                for r in runs if r.result == FAIL]
+    passed = {r.python for r in runs if r.where == "container" and r.result == PASS}
+    needed = [p for p in artifact.pythons if p in m.python_image] if isinstance(artifact, WheelArtifact) else ["-"]
+    missing = [p for p in needed if p not in passed]
+    if missing or not runs:
+        what = f"Python {', '.join(missing)}" if isinstance(artifact, WheelArtifact) and missing else "a container"
+        problems.append(f"{artifact.id}: no passing smoke record ({what}) for {ident[:19]}")
+    return problems
+
+
+def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool = False,
+          require_gpu: bool = False) -> list[Run]:
+    """Smoke-test every built artifact of ``plan`` not yet tested in its current form; record the runs.
+
+    A run already recorded for the same sha256/digest, place and Python is not repeated (unless ``force``).
+    ``require_gpu`` makes a host run without a GPU a failure instead of a skip.
+    """
     manifest = Manifest(dist / "manifest.json")
     gpus = [dataclasses.asdict(g) for g in hostinfo.gpus()]
     gpu = bool(gpus)
+    if require_gpu and not gpu:
+        raise SmokeError("--require-gpu: no NVIDIA GPU found here (nvidia-smi, /proc/driver/nvidia/gpus)")
     runs: list[Run] = []
-    pending = []
+    pending: list[tuple[WheelArtifact, list[str]]] = []
+    here = ".".join(map(str, sys.version_info[:2]))
     for w in plan.wheels:
         record = manifest.data["artifacts"].get(w.id)
         if not record or not (dist / record["file"]).exists():
             raise SmokeError(f"{w.id}: not built (no record in {manifest.path}); run `toolkit wheels` first")
-        done = None if force else _recorded(record, record["sha256"], host)
-        if done:
-            runs += done
-        elif not host or w.build.arch is host_arch():
-            pending.append(w)
-    interpreters = {} if host else _ensure_python_images(m, dataclasses.replace(plan, wheels=tuple(pending)))
-    for w in pending:
+        done = {} if force else {(r.where, r.python): r for r in _valid_runs(record, record["sha256"])
+                                 if r.result != FAIL}
+        wanted = [("host", here)] if host and w.build.arch is host_arch() else [] if host else [
+            ("container", p) for p in w.pythons]
+        todo = [python for where, python in wanted if (where, python) not in done]
+        runs += [done[key] for key in wanted if key in done]
+        if todo:
+            pending.append((w, todo))
+        elif wanted:
+            step(f"{w.id}: smoke-tested already for {record['sha256'][:19]}")
+    interpreters = {} if host else _ensure_python_images(m, dataclasses.replace(
+        plan, wheels=tuple(dataclasses.replace(w, pythons=tuple(todo)) for w, todo in pending)))
+    for w, todo in pending:
         record = manifest.data["artifacts"][w.id]
         wheel = dist / record["file"]
         sass = [s for o in record.get("audit", {}).get("objects", []) for s in o["sass"]]
         if host:
             found = [_host_run(w, wheel, sass, gpu)]
+            if require_gpu and not w.gpu_smoke:
+                found = [dataclasses.replace(found[0], result=FAIL, detail="--require-gpu: the package has no "
+                                             "gpu-smoke command")]
         else:
             found = [_container_run(w, wheel, p, interpreters[p], gpu) if p in interpreters else
                      Run(artifact=w.id, platform=w.build.platform, python=p, where="", result=UNTESTED,
                          gpu="-", seconds=0.0, detail="no [python-image] for this Python")
-                     for p in w.pythons]
-        manifest.record(w.id, smoke={"sha256": record["sha256"], "at": now(), "host": host_arch().value,
-                                     "gpus": gpus, "runs": [dataclasses.asdict(r) for r in found]})
+                     for p in todo]
+        _record(manifest, w.id, record["sha256"], found, **({"gpus": gpus} if host else {}))
         runs += found
     for image in () if host else plan.images:
         record = manifest.data["artifacts"].get(image.id)
         if not record or not record.get("digest"):
             raise SmokeError(f"{image.id}: not built (no record in {manifest.path}); run `toolkit images` first")
-        done = None if force else _recorded(record, record["digest"], host)
+        done = None if force else next((r for r in _valid_runs(record, record["digest"])
+                                        if r.where == "container" and r.result != FAIL), None)
         if done:
-            runs += done
+            step(f"{image.id}: smoke-tested already for {record['digest'][:19]}")
+            runs.append(done)
             continue
         run = _image_run(m, image, record, gpu)
-        manifest.record(image.id, smoke={"sha256": record["digest"], "at": now(), "host": host_arch().value,
-                                         "runs": [dataclasses.asdict(run)]})
+        _record(manifest, image.id, record["digest"], [run])
         runs.append(run)
     return runs

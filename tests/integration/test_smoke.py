@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import zipfile
 
 import pytest
@@ -103,3 +104,49 @@ def test_gpu_kernels_run_on_this_host(built_wheels, repo_matrix):
     assert run.result == smoke.PASS, run.detail
     report = json.loads(run.detail)
     assert report["gpu"] == "ran" and report["max_abs_error"] < 1e-5
+
+
+@pytest.mark.usefixtures("built_images")
+def test_host_and_container_runs_stand_side_by_side_and_a_narrow_run_is_not_full_coverage(
+        built_wheels, repo_matrix, tmp_path):
+    dist = tmp_path / "dist"
+    shutil.copytree(built_wheels[0], dist)
+    wheel_id = "wheel:saxpy:cu130:x86_64"
+    whole = next(w for w in make_plan(repo_matrix).wheels if w.id == wheel_id)
+    _smoke(repo_matrix, dist, arch="x86_64")
+    _smoke(repo_matrix, dist, host=True, arch="x86_64")
+    record = Manifest(dist / "manifest.json").artifact(wheel_id)
+    assert {(r["where"], r["python"]) for r in record["smoke"]["runs"] if r["result"] == "pass"} >= {
+        ("container", "3.11"), ("container", "3.13"), ("host", ".".join(map(str, sys.version_info[:2])))}
+    assert smoke.coverage_problems(repo_matrix, whole, record) == []
+    # The wheel is rebuilt (another sha256), then smoke-tested for one Python only: that covers one Python.
+    _corrupt_nothing_but_the_hash(dist, wheel_id)
+    narrow = Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",), python=("3.13",))
+    smoke.smoke(repo_matrix, make_plan(repo_matrix, narrow), dist)
+    record = Manifest(dist / "manifest.json").artifact(wheel_id)
+    assert [r["python"] for r in record["smoke"]["runs"]] == ["3.13"]
+    assert smoke.coverage_problems(repo_matrix, whole, record) == [
+        f"{wheel_id}: no passing smoke record (Python 3.11) for {record['sha256'][:19]}"]
+
+
+def _corrupt_nothing_but_the_hash(dist, artifact_id):
+    """A rebuild that works as before: one more file in the wheel, so a new sha256."""
+    manifest = Manifest(dist / "manifest.json")
+    wheel = dist / manifest.artifact(artifact_id)["file"]
+    with zipfile.ZipFile(wheel, "a") as zf:
+        zf.writestr("saxpy/REBUILT", "1")
+    manifest.record(artifact_id, sha256=sha256(wheel))
+
+
+def test_a_typo_in_artifact_is_an_error_not_an_empty_pass(repo_matrix, capsys, request):
+    matrix = str(request.config.rootpath / "matrix.toml")
+    assert cli.main(["smoke", "--matrix", matrix, "--artifact", "wheel:saxpy:cu130:x86_65"]) == 2
+    assert 'not an artifact of the selection (did you mean "wheel:saxpy:cu130:x86_64"?)' in capsys.readouterr().err
+
+
+def test_require_gpu_fails_where_there_is_no_gpu(built_wheels, repo_matrix):
+    if hostinfo.gpus():
+        pytest.skip("this host has a GPU: the no-GPU refusal cannot be shown here")
+    plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",)))
+    with pytest.raises(smoke.SmokeError, match="--require-gpu: no NVIDIA GPU found here"):
+        smoke.smoke(repo_matrix, plan, built_wheels[0], host=True, require_gpu=True)

@@ -62,3 +62,15 @@ def test_a_non_root_user_without_a_running_dockerd_is_told_at_once(tmp_path, mon
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     with pytest.raises(EngineError, match=r"dockerd is installed but not running.*sudo systemctl start docker"):
         daemon.ensure_dockerd(tmp_path)  # and it started nothing: unit tests refuse to start processes
+
+
+def test_gpus_are_found_through_the_driver_where_nvidia_smi_is_missing(tmp_path):
+    from toolkit import hostinfo
+
+    (tmp_path / "gpus" / "0000:1a:00.0").mkdir(parents=True)
+    (tmp_path / "gpus" / "0000:1a:00.0" / "information").write_text(
+        "Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 123\n")
+    (tmp_path / "version").write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release\n")
+    assert hostinfo._driver_gpus(tmp_path) == [
+        hostinfo.Gpu(name="NVIDIA H100 80GB HBM3", compute_capability="?", driver="580.159.04")]
+    assert hostinfo._driver_gpus(tmp_path / "absent") == []
