@@ -266,9 +266,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
     plan = make_plan(matrix, selection_from(args))
     dist = Path(args.dist)
     send = args.yes and not args.dry_run
-    decided = publish.publish(matrix, plan, dist, yes=send)
+    decided = publish.publish(matrix, plan, dist, yes=send, partial=args.partial)
     print(table(("artifact", "target", "action", "detail"),
                 [(a.artifact, a.target, a.action, a.detail) for a in decided]))
+    held = [a.artifact for a in decided if a.action == publish.HOLD]
+    if held:
+        print(f"\nheld back, nothing published under: {', '.join(held)} (see detail)")
     if not send:
         print("\ndry run: nothing was sent (pass --yes to publish)")
         return 0
@@ -379,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_args(p)
     p = command("publish", cmd_publish, "publish smoke-tested wheels and images (a dry run unless --yes)")
     p.add_argument("--yes", action="store_true", help="really send (CI passes this)")
+    p.add_argument("--partial", action="store_true",
+                   help="make image tags from the selected platforms alone (version tags never move: the others "
+                        "can never join them)")
     p.add_argument("--dry-run", action="store_true", help="show what would be uploaded, skipped and refused")
     p.add_argument("--dist", default="dist", metavar="DIR", help="where the artifacts and manifest are")
     add_selection_args(p)

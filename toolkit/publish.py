@@ -36,6 +36,7 @@ from .settings import state_dir
 from .wheels import sha256
 
 UPLOAD, SKIP, REFUSE = "upload", "skip (already published)", "REFUSE"
+HOLD = "hold (platforms missing)"
 _OCI_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _ATTEMPTS = 4
 # The host's pip may look into a local wheel folder; a client check must see the index alone.
@@ -60,6 +61,7 @@ class Action:
     target: str
     action: str
     detail: str
+    floating: str = ""  # images: the floating tag this publish moves ("" where it stays)
 
 
 def gates(m: Matrix, plan: Plan, dist: Path, manifest: Manifest) -> list[str]:
@@ -105,14 +107,14 @@ def _image_gates(image: ImageArtifact, record: dict) -> list[str]:
     return problems
 
 
-def write_sha256sums(dist: Path, files: list[Path]) -> Path:
-    """Write SHA256SUMS for ``files`` and verify it by reading every file again."""
+def write_sha256sums(dist: Path, released: list[dict]) -> Path:
+    """SHA256SUMS of every wheel released for this version, from the sums the smoke tests covered.
+
+    The gates compared each file with its record before anything was sent; clients check the sums
+    against what they download (``verify``).
+    """
     sums = dist / "SHA256SUMS"
-    sums.write_text("".join(f"{sha256(f)}  {f.name}\n" for f in sorted(files)))
-    for line in sums.read_text().splitlines():
-        digest, name = line.split("  ", 1)
-        if sha256(dist / name) != digest:
-            raise PublishError([f"SHA256SUMS: {name} does not match its own sum"])
+    sums.write_text("".join(f"{r['sha256']}  {r['file']}\n" for r in sorted(released, key=lambda r: r["file"])))
     return sums
 
 
@@ -153,18 +155,42 @@ def floating_tag(image: ImageArtifact) -> str:
     return f"{repo}:{version_tag.rsplit('-', 1)[-1]}"
 
 
-def _image_action(image: ImageArtifact, records: list[dict]) -> Action:
-    """The immutable version tag may be created, never moved; the floating tag follows releases."""
+def _image_action(m: Matrix, members: list[ImageArtifact], expected: list[ImageArtifact], records: list[dict],
+                  partial: bool) -> Action:
+    """The immutable version tag is made once, from every planned platform, and never moved; the floating
+    tag follows the newest release of its CUDA line (an older version's publish leaves it alone)."""
+    tag, target = members[0].tag, members[0].tag.split("/")[0]
+    missing = sorted({i.build.platform for i in expected} - {i.build.platform for i in members})
+    if missing and not partial:
+        return Action(artifact=tag, target=target, action=HOLD,
+                      detail=f"{', '.join(missing)} not in this publish, and {tag} can never take them later: "
+                             "publish without narrowing --arch, or pass --partial")
     wanted = sorted(r["digest"] for r in records)
-    target = image.tag.split("/")[0]
-    held = _registry_digests(image.tag)
+    held = _registry_digests(tag)
     if held is not None and sorted(held) != wanted:
-        return Action(artifact=image.tag, target=target, action=REFUSE,
-                      detail=f"{image.tag} already points at {', '.join(h[:19] for h in held)}")
-    if held is not None and sorted(_registry_digests(floating_tag(image)) or []) == wanted:
-        return Action(artifact=image.tag, target=target, action=SKIP, detail=f"{image.tag}, {floating_tag(image)}")
-    return Action(artifact=image.tag, target=target, action=UPLOAD,
-                  detail=f"{floating_tag(image)} -> {', '.join(w[:19] for w in wanted)}")
+        return Action(artifact=tag, target=target, action=REFUSE,
+                      detail=f"{tag} already points at {', '.join(h[:19] for h in held)}")
+    floating = floating_tag(members[0])
+    newer = _newer_release(floating, m.project.version)
+    stays = f"{floating} stays at the newer {newer}" if newer else ""
+    if held is not None and (newer or sorted(_registry_digests(floating) or []) == wanted):
+        return Action(artifact=tag, target=target, action=SKIP, detail=stays or f"{tag}, {floating}")
+    loud = f"PARTIAL: {tag} without {', '.join(missing)}, for good; " if missing else ""
+    return Action(artifact=tag, target=target, action=UPLOAD, floating="" if newer else floating,
+                  detail=loud + (stays or f"{floating} -> {', '.join(w[:19] for w in wanted)}"))
+
+
+def _newer_release(ref: str, version: str) -> str:
+    """The version of the release ``ref`` points at when it is newer than ``version``, else ''."""
+    proc = tools.run(["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Image}}", ref],
+                     capture=True, check=False, quiet=True)
+    if proc.returncode != 0:
+        return ""
+    image = json.loads(proc.stdout)
+    configs = [image] if "config" in image else list(image.values())  # one platform, or one per platform
+    labels = [(c.get("config") or {}).get("Labels") or {} for c in configs]
+    found = [v for lab in labels if (v := lab.get("org.opencontainers.image.version"))]
+    return max(found, key=Version) if found and Version(max(found, key=Version)) > Version(version) else ""
 
 
 @_retrying
@@ -181,14 +207,16 @@ def _registry_digests(ref: str) -> list[str] | None:
     raise TransientError(f"{ref}: {text.strip()[-200:]}")
 
 
-def actions(m: Matrix, plan: Plan, manifest: Manifest) -> list[Action]:
-    """Upload, skip or refuse, for every wheel file and every image tag of the plan."""
+def actions(m: Matrix, plan: Plan, manifest: Manifest, *, partial: bool = False) -> list[Action]:
+    """Upload, skip, hold or refuse, for every wheel file and every image tag of the plan."""
     on_index = {package: _index_files(m.publish.read_url, package) for package in {w.package for w in plan.wheels}}
     found = [_wheel_action(w, manifest.artifact(w.id), m.publish.index_url, on_index[w.package])
              for w in plan.wheels]
+    whole = make_plan(m).images
     for tag in dict.fromkeys(i.tag for i in plan.images):
         members = [i for i in plan.images if i.tag == tag]
-        found.append(_image_action(members[0], [manifest.artifact(i.id) for i in members]))
+        found.append(_image_action(m, members, [i for i in whole if i.tag == tag],
+                                   [manifest.data["artifacts"][i.id] for i in members], partial))
     return found
 
 
@@ -222,15 +250,16 @@ def _index_credential() -> credentials.Credential:
     return credentials.load(state_dir(), "index")
 
 
-def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool) -> list[Action]:
-    """Check the gates, decide per artifact, and (with ``yes``) send what is missing."""
+def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = False) -> list[Action]:
+    """Check the gates, decide per artifact, and (with ``yes``) send what is missing.
+
+    ``partial`` lets an image tag be made from the platforms of a narrowed selection (for good).
+    """
     manifest = Manifest(dist / "manifest.json")
     problems = gates(m, plan, dist, manifest)
     if problems:
         raise PublishError(problems)
-    files = [dist / manifest.artifact(w.id)["file"] for w in plan.wheels]
-    write_sha256sums(dist, files)
-    decided = actions(m, plan, manifest)
+    decided = actions(m, plan, manifest, partial=partial)
     refused = [a for a in decided if a.action == REFUSE]
     if refused:
         raise PublishError([f"{a.artifact}: refused: {a.detail}" for a in refused])
@@ -244,9 +273,26 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool) -> list[Action]:
     if not any(a.action == UPLOAD for a in decided) and _registry_digests(metadata_image(m)) is not None:
         step(f"{metadata_image(m)}: up to date (nothing new was published)")
         return decided
-    write_sbom(m, plan, manifest, dist)
+    wheels, images = released(m, manifest)
+    write_sha256sums(dist, wheels)
+    write_sbom(m, wheels, images, dist)
     _publish_metadata(m, dist)
     return decided
+
+
+def released(m: Matrix, manifest: Manifest) -> tuple[list[dict], list[dict]]:
+    """The wheel and image records of every artifact published for this version, by any publish so far:
+    the release metadata grows with each publish of the version and never forgets an earlier one."""
+    wheels, images = [], []
+    for artifact_id, r in sorted(manifest.data["artifacts"].items()):
+        published = r.get("published") or {}
+        if r.get("kind") == "wheel" and published.get("sha256") == r.get("sha256") and \
+                Version(r["version"]).public == m.project.version:
+            wheels.append({"id": artifact_id, **r})
+        elif r.get("kind") == "image" and published.get("digest") == r.get("digest") and any(
+                t.rsplit(":", 1)[-1].startswith(f"{m.project.version}-") for t in published.get("tags", [])):
+            images.append({"id": artifact_id, **r})
+    return wheels, images
 
 
 def metadata_image(m: Matrix) -> str:
@@ -270,12 +316,12 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
             members = [i for i in plan.images if i.tag == a.artifact]
             repo = a.artifact.rsplit(":", 1)[0]
             refs = [f"{repo}@{manifest.artifact(i.id)['digest']}" for i in members]
-            floating = floating_tag(members[0])
             if _registry_digests(a.artifact) is None:
                 _imagetools_create(a.artifact, refs)
-            _imagetools_create(floating, refs)
+            if a.floating:
+                _imagetools_create(a.floating, refs)
             for i in members:
-                manifest.record(i.id, published={"tags": [a.artifact, floating], "at": now(),
+                manifest.record(i.id, published={"tags": [a.artifact, *filter(None, [a.floating])], "at": now(),
                                                  "digest": manifest.artifact(i.id)["digest"]})
 
 
@@ -293,19 +339,19 @@ def _publish_metadata(m: Matrix, dist: Path) -> str:
     return image
 
 
-def write_sbom(m: Matrix, plan: Plan, manifest: Manifest, dist: Path) -> Path:
+def write_sbom(m: Matrix, wheels: list[dict], images: list[dict], dist: Path) -> Path:
     """A CycloneDX 1.5 SBOM of the released wheels and images."""
     components = []
-    for w in plan.wheels:
-        record = manifest.artifact(w.id)
-        components.append({"type": "library", "name": w.package, "version": w.version,
-                           "purl": f"pkg:pypi/{w.package}@{w.version.replace('+', '%2B')}?file={record['file']}",
-                           "hashes": [{"alg": "SHA-256", "content": record["sha256"]}]})
-    for i in plan.images:
-        digest = manifest.artifact(i.id).get("digest", "")
-        components.append({"type": "container", "name": i.tag, "version": m.project.version,
-                           "purl": f"pkg:oci/{i.framework}@{digest.replace(':', '%3A')}?repository_url="
-                                   f"{i.tag.rsplit(':', 1)[0]}&platform={i.build.platform.replace('/', '%2F')}",
+    for r in wheels:
+        name = parse_wheel_filename(r["file"])[0]
+        components.append({"type": "library", "name": name, "version": r["version"],
+                           "purl": f"pkg:pypi/{name}@{r['version'].replace('+', '%2B')}?file={r['file']}",
+                           "hashes": [{"alg": "SHA-256", "content": r["sha256"]}]})
+    for r in images:
+        digest = r["digest"]
+        components.append({"type": "container", "name": r["tag"], "version": m.project.version,
+                           "purl": f"pkg:oci/{r['framework']}@{digest.replace(':', '%3A')}?repository_url="
+                                   f"{r['tag'].rsplit(':', 1)[0]}&platform={r['platform'].replace('/', '%2F')}",
                            "hashes": [{"alg": "SHA-256", "content": digest.removeprefix("sha256:")}]})
     sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "serialNumber": f"urn:uuid:{uuid.uuid4()}",
             "version": 1, "metadata": {"timestamp": now(), "component": {
@@ -337,8 +383,9 @@ def download_target(filename: str) -> list[str]:
 
 
 def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
-    """Fetch every published artifact as a client would and compare it with the manifest."""
+    """Fetch every published artifact as a client would and compare it with the manifest and SHA256SUMS."""
     manifest = Manifest(dist / "manifest.json")
+    sums = {name: digest for digest, name in (line.split("  ", 1) for line in _read_lines(dist / "SHA256SUMS"))}
     problems = []
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         for w in plan.wheels:
@@ -352,11 +399,21 @@ def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
             if proc.returncode != 0 or got is None or sha256(got) != record["sha256"]:
                 problems.append(f"{w.id}: pip download from the index did not return the published file "
                                 f"({proc.stderr.strip()[-200:]})")
+            elif sums.get(got.name) != record["sha256"]:
+                problems.append(f"{w.id}: SHA256SUMS says {sums.get(got.name, 'nothing')[:16]} for {got.name}, "
+                                f"the index served {record['sha256'][:16]}")
             elif w.build.arch is host_arch():
                 problems += _install_in_clean_venv(w, index, Path(tmp) / "venv")
     for tag in dict.fromkeys(i.tag for i in plan.images):
+        members = [manifest.artifact(i.id) for i in plan.images if i.tag == tag]
+        if not any(tag in (r.get("published") or {}).get("tags", []) for r in members):
+            continue  # held back (platforms missing): nothing was published under it
         held = sorted(_registry_digests(tag) or [])
-        wanted = sorted(manifest.artifact(i.id)["digest"] for i in plan.images if i.tag == tag)
+        wanted = sorted(r["digest"] for r in members)
         if held != wanted:
             problems.append(f"{tag}: the registry holds {held}, the manifest records {wanted}")
     return problems
+
+
+def _read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import http.server
+import json
 import re
 import shutil
 import subprocess
 import threading
 import urllib.error
 import urllib.request
+import uuid
 import zipfile
 
 import pytest
@@ -118,6 +121,7 @@ def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     m, plan, dist = _as_version(*release, "0.2.0")
     dry = publish.publish(m, plan, dist, yes=False)
     assert [a.action for a in dry] == [publish.UPLOAD, publish.UPLOAD] and _held(m, "0.2.0") == {}
+    assert not (dist / "SHA256SUMS").exists()  # a dry run writes nothing
     publish.publish(m, plan, dist, yes=True)
     assert publish.verify(m, plan, dist) == []
     held = _held(m, "0.2.0")
@@ -142,6 +146,36 @@ def test_wrong_password_fails_fast_and_marks_nothing(release, monkeypatch, capsy
     assert not any("published" in r for r in Manifest(dist / "manifest.json").data["artifacts"].values())
     assert _held(m, "0.3.0") == {}
     assert "not-the-password" not in capsys.readouterr().err
+
+
+class _EchoPassword(http.server.BaseHTTPRequestHandler):
+    """An index that refuses uploads with the password it was sent in its answer, as a careless one might."""
+
+    def do_GET(self):
+        self.send_error(404)  # nothing published yet
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        password = base64.b64decode(self.headers["Authorization"].split()[1]).decode().partition(":")[2]
+        self.send_error(400, f"rejected upload signed with {password}")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_password_an_index_echoes_back_is_masked(release, monkeypatch, capsys):
+    m, plan, dist = _as_version(*release, "0.3.1")
+    monkeypatch.setenv("TWINE_USERNAME", "toolkit")
+    monkeypatch.setenv("TWINE_PASSWORD", "s3cret-echoed-back")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoPassword)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(PublishError) as exc:
+            publish.publish(_through(m, f"http://127.0.0.1:{server.server_address[1]}/"), plan, dist, yes=True)
+    finally:
+        server.shutdown()
+    assert "rejected upload signed with ***" in str(exc.value)  # the index's answer is shown, masked
+    assert "s3cret-echoed-back" not in str(exc.value) + capsys.readouterr().err
 
 
 class _FaultProxy(http.server.BaseHTTPRequestHandler):
@@ -214,3 +248,94 @@ def test_an_index_that_goes_down_mid_run_is_completed_by_a_rerun(release, fault_
     assert [a.action for a in rerun] == [publish.SKIP, publish.UPLOAD]
     held = _held(m, "0.5.0")
     assert len(held) == 2 and all(held[f] == sha256(dist / f) for f in held)
+
+
+@pytest.fixture
+def image_release(built_images, fresh_index, tmp_path, monkeypatch):
+    """The none images of both platforms in a repository of their own, re-labelled per release version.
+
+    Each version's images are the built ones plus its version label (the label is what tells releases
+    apart); their smoke records are the built images' passing ones, moved to the new digests.
+    """
+    root, state, env = fresh_index
+    for key, value in {**env, "TOOLKIT_STATE_DIR": str(state)}.items():
+        monkeypatch.setenv(key, value)
+    repo = f"127.0.0.1:5000/t{uuid.uuid4().hex[:8]}"
+    selection = Selection(cuda=("13.0",), framework=("none",))
+    base = load_matrix(root / "matrix.toml")
+    images_only = dataclasses.replace(make_plan(base, selection), wheels=())
+    assert all(r.result == smoke.PASS for r in smoke.smoke(base, images_only, built_images[0]))
+    built = Manifest(built_images[0] / "manifest.json").data["artifacts"]
+
+    def as_version(version, archs=("x86_64", "aarch64")):
+        m = dataclasses.replace(base, project=dataclasses.replace(base.project, version=version),
+                                publish=dataclasses.replace(base.publish, image_repository=repo))
+        dist = tmp_path / version
+        dist.mkdir(exist_ok=True)
+        manifest = Manifest(dist / "manifest.json")
+        plan = make_plan(m, dataclasses.replace(selection, arch=archs))
+        for image in plan.images:
+            record = dict(built[image.id])
+            source = f"{record['tag'].rsplit(':', 1)[0]}@{record['digest']}"
+            (dist / "Dockerfile").write_text(f"FROM {source}\nLABEL org.opencontainers.image.version={version}\n")
+            pushed = f"{repo}/none:build-{version}-{image.build.arch.docker}"
+            subprocess.run(["docker", "buildx", "build", f"--platform={image.build.platform}", f"--tag={pushed}",
+                            "--push", f"--metadata-file={dist / 'meta.json'}", str(dist)],
+                           check=True, capture_output=True)
+            digest = json.loads((dist / "meta.json").read_text())["containerimage.digest"]
+            record.update(tag=image.tag, platform_tag=pushed, digest=digest, pushed=True)
+            record["smoke"] = {**record["smoke"], "sha256": digest}
+            record.pop("published", None)
+            manifest.data["artifacts"][image.id] = record
+        manifest.save()
+        return m, dataclasses.replace(plan, wheels=()), dist
+
+    return as_version
+
+
+def _tag_digests(ref):
+    return sorted(publish._registry_digests(ref) or [])
+
+
+def test_a_narrowed_publish_holds_the_version_tag_unless_told(image_release, capsys):
+    m, plan, dist = image_release("3.0.0", archs=("x86_64",))
+    tag = plan.images[0].tag
+    (held,) = publish.publish(m, plan, dist, yes=True)
+    assert held.action == publish.HOLD and "linux/arm64 not in this publish" in held.detail
+    assert _tag_digests(tag) == [] and _tag_digests(publish.floating_tag(plan.images[0])) == []
+    assert "published" not in Manifest(dist / "manifest.json").artifact(plan.images[0].id)
+    (partial,) = publish.publish(m, plan, dist, yes=True, partial=True)
+    assert partial.action == publish.UPLOAD and partial.detail.startswith(f"PARTIAL: {tag} without linux/arm64")
+    assert _tag_digests(tag) == [Manifest(dist / "manifest.json").artifact(plan.images[0].id)["digest"]]
+
+
+def test_the_floating_tag_never_moves_back_to_an_older_release(image_release):
+    new_m, new_plan, new_dist = image_release("2.0.0")
+    publish.publish(new_m, new_plan, new_dist, yes=True)
+    floating = publish.floating_tag(new_plan.images[0])
+    newest = _tag_digests(floating)
+    assert newest == _tag_digests(new_plan.images[0].tag) and len(newest) == 2
+    old_m, old_plan, old_dist = image_release("1.0.0")
+    (action,) = publish.publish(old_m, old_plan, old_dist, yes=True)
+    assert action.action == publish.UPLOAD and f"{floating} stays at the newer 2.0.0" in action.detail
+    assert len(_tag_digests(old_plan.images[0].tag)) == 2  # the older version's own tag is made
+    assert _tag_digests(floating) == newest
+    assert publish.verify(old_m, old_plan, old_dist) == []
+
+
+def test_release_metadata_grows_with_each_publish_of_a_version(release):
+    m, plan, dist = _as_version(*release, "0.6.0")
+    first, second = ([w for w in plan.wheels if w.build.arch.value == arch] for arch in ("x86_64", "aarch64"))
+    publish.publish(m, dataclasses.replace(plan, wheels=tuple(first)), dist, yes=True)
+    assert (dist / "SHA256SUMS").read_text().count(".whl") == 1
+    metadata = _digest(publish.metadata_image(m))
+    publish.publish(m, dataclasses.replace(plan, wheels=tuple(second)), dist, yes=True)
+    sums = (dist / "SHA256SUMS").read_text()
+    records = Manifest(dist / "manifest.json").data["artifacts"]
+    assert sums == "".join(f"{records[w.id]['sha256']}  {records[w.id]['file']}\n"
+                           for w in sorted(plan.wheels, key=lambda w: records[w.id]["file"]))
+    sbom = json.loads((dist / "sbom.cdx.json").read_text())
+    assert sorted(c["hashes"][0]["content"] for c in sbom["components"]) == sorted(
+        records[w.id]["sha256"] for w in plan.wheels)
+    assert _digest(publish.metadata_image(m)) != metadata
+    assert publish.verify(m, plan, dist) == []
