@@ -296,7 +296,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
                                    images=tuple(i for i in plan.images if i.id in args.artifact))
     engine.login(matrix, settings.state_dir())
     runs = smoke.smoke(matrix, plan, Path(args.dist), host=args.host, force=args.force,
-                       require_gpu=args.require_gpu)
+                       require_gpu=args.require_gpu, require_built=args.require_built)
     if args.json:
         json.dump([dataclasses.asdict(r) for r in runs], sys.stdout, indent=2)
         print()
@@ -392,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", action="append", default=[], metavar="ID", help="only this artifact (repeatable)")
     p.add_argument("--host", action="store_true",
                    help="install host-arch wheels into a fresh venv here instead of containers (GPU hosts)")
+    p.add_argument("--require-built", action="store_true",
+                   help="fail when a planned artifact was not built (default: report it untested)")
     p.add_argument("--require-gpu", action="store_true",
                    help="fail, instead of skipping the GPU smoke, where no GPU is found (GPU runners)")
     p.add_argument("--dist", default="dist", metavar="DIR", help="where the wheels and manifest are")

@@ -181,7 +181,8 @@ class Axes:
                                       parse=_python_version, schema={"enum": list(PYTHONS)})
     cuda: tuple[str, ...] = setting("cuda", "CUDA versions, each with a [cuda.\"X.Y\"] table",
                                     parse=_cuda_version, schema=_CUDA_VERSIONS)
-    framework: tuple[str, ...] = setting("framework", "Image variants, each with a [framework.NAME] table")
+    framework: tuple[str, ...] = setting("framework", "Image variants, each with a [framework.NAME] table "
+                                         "(none: a wheels-only project)", default=())
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -305,7 +306,7 @@ class Matrix:
     project: Project = setting("project", "What is released")
     axes: Axes = setting("axes", "The values the matrix spans")
     cuda: Mapping[str, CudaLine] = setting("cuda", "One table per CUDA version")
-    framework: Mapping[str, Framework] = setting("framework", "One table per image variant")
+    framework: Mapping[str, Framework] = setting("framework", "One table per image variant", default=_EMPTY)
     package: Mapping[str, Package] = setting("package", "Packages whose wheels are built", default=_EMPTY)
     exclude: tuple[Rule, ...] = setting("exclude", "Combinations left out", default=())
     include: tuple[Rule, ...] = setting("include", "Combinations added (all four axes named)", default=())
@@ -517,8 +518,8 @@ def _check_rule(m: Matrix, where: str, rule: Rule, *, complete: bool, problems: 
     named = rule.values()
     if not named:
         problems.add(where, f"names no axis; use some of: {', '.join(AXES)}")
-    if complete and len(named) < len(AXES):
-        missing = [a for a in AXES if a not in named]
+    missing = [a for a in AXES if a not in named and (a != "framework" or m.axes.framework)]
+    if complete and missing:
         problems.add(where, f"an include must name every axis; missing: {', '.join(missing)}")
     allowed = axis_values(m)
     for axis, value in named.items():
@@ -531,6 +532,11 @@ def axis_values(m: Matrix) -> dict[str, tuple[str, ...]]:
     """Each axis's values as strings, in matrix order."""
     return {"arch": tuple(a.value for a in m.axes.arch), "python": m.axes.python,
             "cuda": m.axes.cuda, "framework": m.axes.framework}
+
+
+def _cell_values(m: Matrix) -> dict[str, tuple[str, ...]]:
+    """The axes a cell takes its values from; a wheels-only matrix has cells without a framework ("")."""
+    return {**axis_values(m), "framework": m.axes.framework or ("",)}
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -559,7 +565,7 @@ def exclusions(m: Matrix) -> tuple[Rule, ...]:
 def cells(m: Matrix) -> tuple[Cell, ...]:
     """Expand the axes, drop excluded cells, add included ones (as GitHub Actions does)."""
     rules = exclusions(m)
-    kept = [cell for cell in itertools.starmap(Cell, itertools.product(*axis_values(m).values()))
+    kept = [cell for cell in itertools.starmap(Cell, itertools.product(*_cell_values(m).values()))
             if not any(rule.matches(dataclasses.asdict(cell)) for rule in rules)]
     kept += [Cell(**rule.values()) for rule in m.include]
     return tuple(dict.fromkeys(kept))

@@ -126,7 +126,7 @@ def make_plan(m: Matrix, selection: Selection = Selection()) -> Plan:
         name: m.package[name] for fw in frameworks for name in m.framework[fw].wheels}
     wheels = tuple(_wheels(m, packages, chosen))
     images = tuple(_image(m, fw, arch, version, wheels)
-                   for fw, version, arch in dict.fromkeys((c.framework, c.cuda, c.arch) for c in chosen))
+                   for fw, version, arch in dict.fromkeys((c.framework, c.cuda, c.arch) for c in chosen) if fw)
     return Plan(wheels=wheels, images=images)
 
 

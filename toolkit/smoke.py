@@ -256,12 +256,22 @@ def coverage_problems(m: Matrix, artifact: WheelArtifact | ImageArtifact, record
     return problems
 
 
+def _not_built(artifact: WheelArtifact | ImageArtifact, manifest: Manifest, stage: str, required: bool) -> Run:
+    why = f"not built (no record in {manifest.path}); run `toolkit {stage}` first"
+    if required:
+        raise SmokeError(f"{artifact.id}: {why}")
+    step(f"{artifact.id}: untested, {why}")
+    return Run(artifact=artifact.id, platform=artifact.build.platform, python="-", where="", result=UNTESTED,
+               gpu="-", seconds=0.0, detail=why)
+
+
 def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool = False,
-          require_gpu: bool = False) -> list[Run]:
+          require_gpu: bool = False, require_built: bool = False) -> list[Run]:
     """Smoke-test every built artifact of ``plan`` not yet tested in its current form; record the runs.
 
     A run already recorded for the same sha256/digest, place and Python is not repeated (unless ``force``).
-    ``require_gpu`` makes a host run without a GPU a failure instead of a skip.
+    ``require_gpu`` makes a host run without a GPU a failure instead of a skip. An artifact of the plan
+    that was not built is reported untested, or with ``require_built`` is an error.
     """
     manifest = Manifest(dist / "manifest.json")
     gpus = [dataclasses.asdict(g) for g in hostinfo.gpus()]
@@ -274,7 +284,8 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool 
     for w in plan.wheels:
         record = manifest.data["artifacts"].get(w.id)
         if not record or not (dist / record["file"]).exists():
-            raise SmokeError(f"{w.id}: not built (no record in {manifest.path}); run `toolkit wheels` first")
+            runs.append(_not_built(w, manifest, "wheels", require_built))
+            continue
         done = {} if force else {(r.where, r.python): r for r in _valid_runs(record, record["sha256"])
                                  if r.result != FAIL}
         wanted = [("host", here)] if host and w.build.arch is host_arch() else [] if host else [
@@ -306,7 +317,8 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool 
     for image in () if host else plan.images:
         record = manifest.data["artifacts"].get(image.id)
         if not record or not record.get("digest"):
-            raise SmokeError(f"{image.id}: not built (no record in {manifest.path}); run `toolkit images` first")
+            runs.append(_not_built(image, manifest, "images", require_built))
+            continue
         done = None if force else next((r for r in _valid_runs(record, record["digest"])
                                         if r.where == "container" and r.result != FAIL), None)
         if done:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import zipfile
@@ -76,9 +77,37 @@ def test_a_wheel_for_another_arch_fails(built_wheels, repo_matrix, tmp_path, cap
     assert "is not a supported wheel on this platform" in capsys.readouterr().err
 
 
-def test_an_unbuilt_artifact_is_an_error_not_a_pass(repo_matrix, tmp_path):
+def test_an_unbuilt_artifact_is_untested_never_passed(repo_matrix, tmp_path):
+    runs = _smoke(repo_matrix, tmp_path)
+    assert runs and all(r.result == smoke.UNTESTED and "not built" in r.detail for r in runs)
     with pytest.raises(smoke.SmokeError, match="not built"):
-        _smoke(repo_matrix, tmp_path)
+        smoke.smoke(repo_matrix, make_plan(repo_matrix, Selection(cuda=("13.0",))), tmp_path, require_built=True)
+
+
+def test_wheels_are_smoked_where_no_image_was_built(built_wheels, tmp_path, request, capsys):
+    """A wheels-only project (no framework axis), and a release whose images were not built yet."""
+    root = request.config.rootpath
+    dist = tmp_path / "dist"
+    shutil.copytree(built_wheels[0], dist)
+    manifest = Manifest(dist / "manifest.json")
+    for artifact_id in [a for a in manifest.data["artifacts"] if a.startswith("image:")]:
+        del manifest.data["artifacts"][artifact_id]
+    manifest.save()
+    argv = ["smoke", "--dist", str(dist), "--arch", "x86_64", "--cuda", "13.0"]
+    assert cli.main([*argv, "--matrix", str(root / "matrix.toml"), "--framework", "none"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"wheel:saxpy:cu130:x86_64 .* 3\.11 .* container .* pass", out)
+    assert re.search(r"image:none:cu130:x86_64 .* untested", out)
+    shutil.copytree(root / "examples" / "saxpy", tmp_path / "examples" / "saxpy")
+    text = (root / "matrix.toml").read_text()
+    wheels_only = text[:text.index("[axes]")] + text[text.index("[cuda."):text.index("# --- image variants")] + \
+        text[text.index("[package.saxpy]"):]
+    wheels_only += '\n[axes]\narch = ["x86_64", "aarch64"]\npython = ["3.10", "3.11", "3.12", "3.13"]\n' \
+                   'cuda = ["13.0"]\n'
+    (tmp_path / "matrix.toml").write_text(wheels_only)
+    assert cli.main([*argv, "--matrix", str(tmp_path / "matrix.toml"), "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "image:" not in out and re.search(r"wheel:saxpy:cu130:x86_64 .* 3\.13 .* container .* pass", out)
 
 
 def test_the_gpu_path_forced_on_this_host_reports_what_it_found(built_wheels, repo_matrix):

@@ -99,3 +99,17 @@ def test_plan_table(write_matrix, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:3] == ["artifact", "platform", "python"]
     assert "wheel:saxpy:cu128:aarch64" in out and "nvidia/cuda:12.8.1-devel-ubuntu24.04" in out
+
+
+def test_a_wheels_only_matrix_has_no_framework_axis(small_matrix, write_matrix):
+    text = small_matrix.replace('framework = ["none", "vllm"]\n', "")
+    text = text[:text.index("[[exclude]]")] + text[text.index('[cuda."13.0"]'):text.index("[framework.none]")] \
+        + text[text.index("[package.saxpy]"):]
+    # an include names every axis there is: no framework here
+    m = matrix.load_matrix(write_matrix(text + '[[include]]\narch = "x86_64"\npython = "3.12"\ncuda = "13.0"\n'
+                                               'reason = "kept"\n'))
+    p = plan.make_plan(m)
+    assert p.images == () and [w.id for w in p.wheels] == [
+        "wheel:saxpy:cu128:x86_64", "wheel:saxpy:cu130:x86_64", "wheel:saxpy:cu128:aarch64",
+        "wheel:saxpy:cu130:aarch64"]
+    assert p.wheels[1].pythons == ("3.10", "3.12")
