@@ -567,5 +567,5 @@ def cells(m: Matrix) -> tuple[Cell, ...]:
     rules = exclusions(m)
     kept = [cell for cell in itertools.starmap(Cell, itertools.product(*_cell_values(m).values()))
             if not any(rule.matches(dataclasses.asdict(cell)) for rule in rules)]
-    kept += [Cell(**rule.values()) for rule in m.include]
+    kept += [Cell(**{"framework": "", **rule.values()}) for rule in m.include]
     return tuple(dict.fromkeys(kept))
