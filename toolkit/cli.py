@@ -38,6 +38,7 @@ from . import (
 )
 from .console import table
 from .errors import BuildError, ConfigError, EngineError, PublishError, ToolkitError, allowed_list, suggest
+from .manifest import Manifest, now
 from .matrix import AXES, BuildMode, Matrix, load_matrix, schema
 from .plan import Selection, make_plan, to_json
 
@@ -407,6 +408,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted_summary(dist: Path, since: str) -> str:
+    """What an interrupted run recorded (each record is written whole, when its step ends) and what not."""
+    done: dict[str, list[str]] = {"built": [], "smoke-tested": [], "published": []}
+    for artifact, record in Manifest(dist / "manifest.json").data["artifacts"].items():
+        for what, at in (("built", record.get("built_at")), ("smoke-tested", (record.get("smoke") or {}).get("at")),
+                         ("published", (record.get("published") or {}).get("at"))):
+            if at and at >= since:
+                done[what].append(artifact)
+    lines = [f"{what} in this run: {', '.join(ids)}" for what, ids in done.items() if ids]
+    return "\n".join([*(lines or ["nothing was recorded in this run"]),
+                      f"{dist / 'manifest.json'} holds every finished step; a re-run does only the rest"])
+
+
 # Commands with their own parser: the container/*.sh wrappers.
 WRAPPERS = {"container-build": container.main_build, "container-run": container.main_run}
 
@@ -415,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     wrapper = WRAPPERS.get(argv[0]) if argv else None
+    started, args = now(), None
     try:
         if wrapper:
             return wrapper(argv[1:])
@@ -426,6 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}".replace("\n", "\nerror: "), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        print("\ninterrupted" + (f": {interrupted_summary(Path(args.dist), started)}" if args and "dist" in args
+                                  else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:  # `toolkit plan | head`: the reader left; no traceback for that
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

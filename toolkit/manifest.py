@@ -47,6 +47,11 @@ class Manifest:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # A temporary file of its own: two writers never share one (the lock in cli keeps runs apart).
         with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=".manifest-", delete=False) as tmp:
-            tmp.write(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp.name, 0o644)  # a release record, not a secret (temporary files start as 0600)
-        os.replace(tmp.name, self.path)
+            try:
+                tmp.write(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+                tmp.close()
+                os.chmod(tmp.name, 0o644)  # a release record, not a secret (temporary files start as 0600)
+                os.replace(tmp.name, self.path)
+            except BaseException:  # Ctrl-C included: the manifest stays as it was, no half file beside it
+                os.unlink(tmp.name)
+                raise

@@ -6,9 +6,12 @@ import base64
 import dataclasses
 import http.server
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -18,6 +21,7 @@ import zipfile
 import pytest
 
 from toolkit import engine, publish, settings, smoke
+from toolkit.engine import host
 from toolkit.errors import PublishError
 from toolkit.manifest import Manifest
 from toolkit.matrix import load_matrix
@@ -181,7 +185,8 @@ def test_a_password_an_index_echoes_back_is_masked(release, monkeypatch, capsys)
 class _FaultProxy(http.server.BaseHTTPRequestHandler):
     """Forwards to the real index, but answers 500 to uploads numbered in [fail_from, fail_to)."""
 
-    target, fail_from, fail_to, posts = "", 0, 0, 0
+    target, fail_from, fail_to, hang_from, posts = "", 0, 0, 10**6, 0
+    hung = threading.Event()  # set to let a hung upload go (unanswered)
 
     def do_GET(self):
         self._forward(None)
@@ -190,6 +195,9 @@ class _FaultProxy(http.server.BaseHTTPRequestHandler):
         cls = type(self)
         cls.posts += 1
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if cls.posts >= cls.hang_from:
+            cls.hung.wait(120)
+            return
         if cls.fail_from <= cls.posts < cls.fail_to:
             self.send_error(500, "injected fault")
         else:
@@ -217,10 +225,12 @@ class _FaultProxy(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fault_proxy(fresh_index):
-    _FaultProxy.target, _FaultProxy.posts = f"http://127.0.0.1:{INDEX_PORT}", 0
+    _FaultProxy.target, _FaultProxy.posts, _FaultProxy.hang_from = f"http://127.0.0.1:{INDEX_PORT}", 0, 10**6
+    _FaultProxy.hung.clear()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FaultProxy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
+    _FaultProxy.hung.set()
     server.shutdown()
 
 
@@ -339,3 +349,32 @@ def test_release_metadata_grows_with_each_publish_of_a_version(release):
         records[w.id]["sha256"] for w in plan.wheels)
     assert _digest(publish.metadata_image(m)) != metadata
     assert publish.verify(m, plan, dist) == []
+
+
+def test_ctrl_c_mid_publish_says_what_was_sent_and_a_rerun_finishes(release, fault_proxy, tmp_path, request):
+    m, plan, dist = _as_version(*release, "0.8.0")
+    _FaultProxy.hang_from = 2  # the first upload lands, the second hangs: the moment a user presses Ctrl-C
+    text = (request.config.rootpath / "matrix.toml").read_text()
+    wheels_only = text[:text.index("[axes]")] + text[text.index("[cuda."):text.index("# --- image variants")] + \
+        text[text.index("[package.saxpy]"):] + '\n[axes]\narch = ["x86_64", "aarch64"]\npython = ["3.11"]\n' \
+        'cuda = ["13.0"]\n'
+    wheels_only = wheels_only.replace('version = "0.1.0"', 'version = "0.8.0"').replace(
+        'index-url = "http://127.0.0.1:8081/"', f'index-url = "{fault_proxy}"')
+    (tmp_path / "examples" / "saxpy").mkdir(parents=True)
+    (tmp_path / "examples" / "saxpy" / "pyproject.toml").touch()
+    (tmp_path / "matrix.toml").write_text(wheels_only)
+    proc = subprocess.Popen([sys.executable, "-m", "toolkit", "publish", "--matrix", str(tmp_path / "matrix.toml"),
+                             "--dist", str(dist), "--yes"], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    host.wait_for(lambda: _FaultProxy.posts >= 2, "the second upload", timeout=120)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group: toolkit and twine
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    first, second = plan.wheels
+    assert f"interrupted: published in this run: {first.id}\n" in err and second.id not in err.split("interrupted")[1]
+    assert "a re-run does only the rest" in err
+    records = Manifest(dist / "manifest.json").data["artifacts"]  # whole and readable
+    assert "published" in records[first.id] and "published" not in records[second.id]
+    assert not list(dist.glob(".manifest-*"))
+    rerun = publish.publish(m, plan, dist, yes=True)
+    assert [a.action for a in rerun] == [publish.SKIP, publish.UPLOAD]
+    assert len(_held(m, "0.8.0")) == 2
