@@ -447,3 +447,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `toolkit plan | head`: the reader left; no traceback for that
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:  # a path the user gave that cannot be read or written: the message names it
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cuda
+from .errors import ConfigError
 from .matrix import Matrix, exclusions
 from .plan import Plan, Selection, cuda_tag, make_plan
 
@@ -43,9 +44,13 @@ def gpu_runs(root: Path, records: dict[str, dict[str, Any]]) -> list[dict]:
 
 def publish_manifest(dist: Path, root: Path) -> Path:
     """Copy the release manifest of a real run next to the docs it feeds."""
+    source = dist / "manifest.json"
+    if not source.is_file():
+        raise ConfigError([f"{source}: no release manifest there; build first (`toolkit wheels`, or `nox -s demo`) "
+                           "or pass --dist DIR"])
     target = root / RELEASE_MANIFEST
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(dist / "manifest.json", target)
+    shutil.copyfile(source, target)
     return target
 
 
