@@ -269,8 +269,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     send = args.yes and not args.dry_run
     decided = publish.publish(matrix, plan, dist, yes=send, partial=args.partial)
     print(table(("artifact", "target", "action", "detail"),
-                [(a.artifact, a.target, a.action, a.detail) for a in decided]))
-    held = [a.artifact for a in decided if a.action == publish.HOLD]
+                [(a.subject, a.target, a.action, a.detail) for a in decided]))
+    held = [a.subject for a in decided if a.action == publish.HOLD]
     if held:
         print(f"\nheld back, nothing published under: {', '.join(held)} (see detail)")
     if not send:

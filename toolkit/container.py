@@ -12,6 +12,8 @@ import shlex
 import tempfile
 from pathlib import Path
 
+from packaging.version import Version
+
 from . import engine, hostinfo, settings, tools
 from .engine import docker
 from .engine.daemon import host_arch
@@ -52,7 +54,7 @@ def build_commands(args: argparse.Namespace, m: Matrix) -> list[list[str]]:
     archs = [a.value for a in Arch if a.platform in args.platform.split(",")] if args.platform else []
     plan = make_plan(m, Selection(framework=(args.framework,), arch=tuple(archs),
                                   cuda=(args.cuda_version,) if args.cuda_version else ()))
-    newest = max((i.build.cuda for i in plan.images), key=lambda v: tuple(map(int, v.split("."))))
+    newest = max((i.build.cuda for i in plan.images), key=Version)
     root, commands = m.source.resolve().parent, []
     for image in (i for i in plan.images if i.build.cuda == newest):
         if args.base_image:

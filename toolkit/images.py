@@ -105,8 +105,8 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []
     for image in plan.images:
-        fp = fingerprint.image(image, root, [manifest.artifact(w).get("sha256", "") for w in image.wheels])
-        record = manifest.artifact(image.id)
+        fp = fingerprint.image(image, root, [manifest.get(w).get("sha256", "") for w in image.wheels])
+        record = manifest.get(image.id)
         if not force and not dry_run and record.get("fingerprint") == fp and record.get("pushed", False) >= push:
             step(f"{image.id}: up to date ({record['digest'][:19]})")
             records.append({"id": image.id, **record, "up_to_date": True})
@@ -147,7 +147,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                           "platform": image.build.platform, "digest": digest, "pushed": push,
                           "cuda": image.build.cuda, "framework": image.framework, "build_seconds": seconds,
                           "build_mode": "native" if image.build.arch is host_arch() else "emulated",
-                          "built_at": now(), "wheels": [manifest.artifact(w).get("sha256") for w in image.wheels]}
+                          "built_at": now(), "wheels": [manifest.get(w).get("sha256") for w in image.wheels]}
                 manifest.record(image.id, **record)
                 records.append({"id": image.id, **record})
     if push:

@@ -33,13 +33,13 @@ class Manifest:
         except FileNotFoundError:
             self.data = {"schema": SCHEMA_VERSION, "artifacts": {}}
 
-    def artifact(self, artifact_id: str) -> dict[str, Any]:
-        """The record of ``artifact_id`` (created empty when absent)."""
-        return self.data["artifacts"].setdefault(artifact_id, {})
+    def get(self, artifact_id: str) -> dict[str, Any]:
+        """The record of ``artifact_id``; an empty one, not stored, when there is none."""
+        return self.data["artifacts"].get(artifact_id, {})
 
     def record(self, artifact_id: str, **fields: Any) -> None:
-        """Merge ``fields`` into the artifact's record and save."""
-        self.artifact(artifact_id).update(fields)
+        """Merge ``fields`` into the artifact's record (created when absent) and save."""
+        self.data["artifacts"].setdefault(artifact_id, {}).update(fields)
         self.save()
 
     def save(self) -> None:

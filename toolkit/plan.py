@@ -9,6 +9,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from packaging.version import Version
+
 from . import cuda
 from .errors import ConfigError, suggest
 from .matrix import AXES, Arch, Cell, Matrix, Toolchain, axis_values, cells, exclusions
@@ -171,7 +173,7 @@ def _wheels(m: Matrix, packages: dict, chosen: Iterable[Cell]) -> Iterable[Wheel
             pythons[(c.cuda, c.arch)].append(c.python)
     for name, pkg in packages.items():
         for (version, arch), pys in pythons.items():
-            ordered = tuple(sorted(pys, key=lambda p: tuple(map(int, p.split(".")))))
+            ordered = tuple(sorted(pys, key=Version))
             groups = [ordered] if pkg.abi3 else [(p,) for p in ordered]
             for group in groups:
                 yield _wheel(m, name, version, arch, group)

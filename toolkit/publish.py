@@ -57,7 +57,7 @@ _retrying = retry(retry=retry_if_exception_type(TransientError), stop=stop_after
 class Action:
     """What publish does (or would do) with one artifact."""
 
-    artifact: str
+    subject: str  # a wheel's artifact id, or an image tag (the platforms of a tag are published together)
     target: str
     action: str
     detail: str
@@ -142,10 +142,10 @@ def _index_files(simple_url: str, project: str) -> dict[str, str]:
 def _wheel_action(w: WheelArtifact, record: dict, index_url: str, on_index: dict[str, str]) -> Action:
     held = on_index.get(record["file"])
     if held is None:
-        return Action(artifact=w.id, target=index_url, action=UPLOAD, detail=record["file"])
+        return Action(subject=w.id, target=index_url, action=UPLOAD, detail=record["file"])
     if held == record["sha256"]:
-        return Action(artifact=w.id, target=index_url, action=SKIP, detail=record["file"])
-    return Action(artifact=w.id, target=index_url, action=REFUSE,
+        return Action(subject=w.id, target=index_url, action=SKIP, detail=record["file"])
+    return Action(subject=w.id, target=index_url, action=REFUSE,
                   detail=f"{record['file']} is already there with sha256 {held[:16]}, not {record['sha256'][:16]}")
 
 
@@ -162,21 +162,21 @@ def _image_action(m: Matrix, members: list[ImageArtifact], expected: list[ImageA
     tag, target = members[0].tag, members[0].tag.split("/")[0]
     missing = sorted({i.build.platform for i in expected} - {i.build.platform for i in members})
     if missing and not partial:
-        return Action(artifact=tag, target=target, action=HOLD,
+        return Action(subject=tag, target=target, action=HOLD,
                       detail=f"{', '.join(missing)} not in this publish, and {tag} can never take them later: "
                              "publish without narrowing --arch, or pass --partial")
     wanted = sorted(r["digest"] for r in records)
     held = _registry_digests(tag)
     if held is not None and sorted(held) != wanted:
-        return Action(artifact=tag, target=target, action=REFUSE,
+        return Action(subject=tag, target=target, action=REFUSE,
                       detail=f"{tag} already points at {', '.join(h[:19] for h in held)}")
     floating = floating_tag(members[0])
     newer = _newer_release(floating, m.project.version)
     stays = f"{floating} stays at the newer {newer}" if newer else ""
     if held is not None and (newer or sorted(_registry_digests(floating) or []) == wanted):
-        return Action(artifact=tag, target=target, action=SKIP, detail=stays or f"{tag}, {floating}")
+        return Action(subject=tag, target=target, action=SKIP, detail=stays or f"{tag}, {floating}")
     loud = f"PARTIAL: {tag} without {', '.join(missing)}, for good; " if missing else ""
-    return Action(artifact=tag, target=target, action=UPLOAD, floating="" if newer else floating,
+    return Action(subject=tag, target=target, action=UPLOAD, floating="" if newer else floating,
                   detail=loud + (stays or f"{floating} -> {', '.join(w[:19] for w in wanted)}"))
 
 
@@ -210,7 +210,7 @@ def _registry_digests(ref: str) -> list[str] | None:
 def actions(m: Matrix, plan: Plan, manifest: Manifest, *, partial: bool = False) -> list[Action]:
     """Upload, skip, hold or refuse, for every wheel file and every image tag of the plan."""
     on_index = {package: _index_files(m.publish.read_url, package) for package in {w.package for w in plan.wheels}}
-    found = [_wheel_action(w, manifest.artifact(w.id), m.publish.index_url, on_index[w.package])
+    found = [_wheel_action(w, manifest.get(w.id), m.publish.index_url, on_index[w.package])
              for w in plan.wheels]
     whole = make_plan(m).images
     for tag in dict.fromkeys(i.tag for i in plan.images):
@@ -262,7 +262,7 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     decided = actions(m, plan, manifest, partial=partial)
     refused = [a for a in decided if a.action == REFUSE]
     if refused:
-        raise PublishError([f"{a.artifact}: refused: {a.detail}" for a in refused])
+        raise PublishError([f"{a.subject}: refused: {a.detail}" for a in refused])
     if not yes:
         return decided
     try:
@@ -307,22 +307,22 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
     for a in decided:
         if a.action != UPLOAD:
             continue
-        if a.artifact.startswith("wheel:"):
-            record = manifest.artifact(a.artifact)
+        if a.subject.startswith("wheel:"):
+            record = manifest.get(a.subject)
             _twine_upload(dist / record["file"], m.publish.index_url, cred)
-            manifest.record(a.artifact, published={"index": m.publish.index_url, "sha256": record["sha256"],
+            manifest.record(a.subject, published={"index": m.publish.index_url, "sha256": record["sha256"],
                                                    "at": now()})
         else:
-            members = [i for i in plan.images if i.tag == a.artifact]
-            repo = a.artifact.rsplit(":", 1)[0]
-            refs = [f"{repo}@{manifest.artifact(i.id)['digest']}" for i in members]
-            if _registry_digests(a.artifact) is None:
-                _imagetools_create(a.artifact, refs)
+            members = [i for i in plan.images if i.tag == a.subject]
+            repo = a.subject.rsplit(":", 1)[0]
+            refs = [f"{repo}@{manifest.get(i.id)['digest']}" for i in members]
+            if _registry_digests(a.subject) is None:
+                _imagetools_create(a.subject, refs)
             if a.floating:
                 _imagetools_create(a.floating, refs)
             for i in members:
-                manifest.record(i.id, published={"tags": [a.artifact, *filter(None, [a.floating])], "at": now(),
-                                                 "digest": manifest.artifact(i.id)["digest"]})
+                manifest.record(i.id, published={"tags": [a.subject, *filter(None, [a.floating])], "at": now(),
+                                                 "digest": manifest.get(i.id)["digest"]})
 
 
 def _publish_metadata(m: Matrix, dist: Path) -> str:
@@ -389,7 +389,7 @@ def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
     problems = []
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         for w in plan.wheels:
-            record = manifest.artifact(w.id)
+            record = manifest.get(w.id)
             target = Path(tmp) / w.id.replace(":", "_")
             index = ["--index-url", m.publish.read_url]
             proc = tools.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
@@ -405,7 +405,7 @@ def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
             elif w.build.arch is host_arch():
                 problems += _install_in_clean_venv(w, index, Path(tmp) / "venv")
     for tag in dict.fromkeys(i.tag for i in plan.images):
-        members = [manifest.artifact(i.id) for i in plan.images if i.tag == tag]
+        members = [manifest.get(i.id) for i in plan.images if i.tag == tag]
         if not any(tag in (r.get("published") or {}).get("tags", []) for r in members):
             continue  # held back (platforms missing): nothing was published under it
         held = sorted(_registry_digests(tag) or [])

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import jinja2
+from packaging.version import Version
 
 from . import cuda, docs, workflows
 from .console import step
@@ -117,7 +118,7 @@ def image_build_args(m: Matrix, framework: str, version: str) -> dict[str, str]:
 def _framework_cuda(m: Matrix, framework: str) -> str:
     """The newest CUDA line a framework supports: its Dockerfile's defaults."""
     supported = m.framework[framework].cuda or m.axes.cuda
-    return max((v for v in m.axes.cuda if v in supported), key=lambda v: tuple(map(int, v.split("."))))
+    return max((v for v in m.axes.cuda if v in supported), key=Version)
 
 
 def _bake(m: Matrix) -> dict[str, object]:

@@ -157,7 +157,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
     records, todo = [], []
     for w in plan.wheels:
         fp = fingerprint.wheel(w, root, modes[w.id])
-        record = manifest.artifact(w.id)
+        record = manifest.get(w.id)
         if not force and record.get("fingerprint") == fp and (dist / record.get("file", "-")).exists():
             step(f"{w.id}: up to date ({record['file']})")
             records.append({"id": w.id, **record, "up_to_date": True})

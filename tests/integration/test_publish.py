@@ -82,7 +82,7 @@ def _as_version(m, plan, dist, version):
     p2 = dataclasses.replace(make_plan(m2, Selection(cuda=("13.0",), framework=("none",))), images=())
     manifest = Manifest(dist / "manifest.json")
     for w in p2.wheels:
-        record = manifest.artifact(w.id)
+        record = manifest.get(w.id)
         new_name = record["file"].replace(f"saxpy-{m.project.version}+", f"saxpy-{version}+")
         with zipfile.ZipFile(dist / record["file"]) as zin, zipfile.ZipFile(dist / new_name, "w") as zout:
             for info in zin.infolist():
@@ -98,7 +98,7 @@ def _as_version(m, plan, dist, version):
 
 def _change_content(dist, artifact_id):
     manifest = Manifest(dist / "manifest.json")
-    record = manifest.artifact(artifact_id)
+    record = manifest.get(artifact_id)
     with zipfile.ZipFile(dist / record["file"], "a") as zf:
         zf.writestr("saxpy/extra.txt", "changed")
     record["sha256"] = record["smoke"]["sha256"] = sha256(dist / record["file"])
@@ -108,7 +108,7 @@ def _change_content(dist, artifact_id):
 def test_unsmoked_artifact_cannot_be_published(release):
     m, plan, dist = release
     manifest = Manifest(dist / "manifest.json")
-    manifest.artifact("wheel:saxpy:cu130:aarch64").pop("smoke", None)
+    manifest.get("wheel:saxpy:cu130:aarch64").pop("smoke", None)
     manifest.save()
     with pytest.raises(PublishError, match="wheel:saxpy:cu130:aarch64: no passing smoke record"):
         publish.publish(m, plan, dist, yes=True)
@@ -313,10 +313,10 @@ def test_a_narrowed_publish_holds_the_version_tag_unless_told(image_release, cap
     (held,) = publish.publish(m, plan, dist, yes=True)
     assert held.action == publish.HOLD and "linux/arm64 not in this publish" in held.detail
     assert _tag_digests(tag) == [] and _tag_digests(publish.floating_tag(plan.images[0])) == []
-    assert "published" not in Manifest(dist / "manifest.json").artifact(plan.images[0].id)
+    assert "published" not in Manifest(dist / "manifest.json").get(plan.images[0].id)
     (partial,) = publish.publish(m, plan, dist, yes=True, partial=True)
     assert partial.action == publish.UPLOAD and partial.detail.startswith(f"PARTIAL: {tag} without linux/arm64")
-    assert _tag_digests(tag) == [Manifest(dist / "manifest.json").artifact(plan.images[0].id)["digest"]]
+    assert _tag_digests(tag) == [Manifest(dist / "manifest.json").get(plan.images[0].id)["digest"]]
 
 
 def test_the_floating_tag_never_moves_back_to_an_older_release(image_release):

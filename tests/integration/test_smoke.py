@@ -45,7 +45,7 @@ def test_wheels_pass_in_containers_per_arch_and_python(built_wheels, repo_matrix
 def _corrupt(dist, artifact_id):
     """Replace the extension inside the wheel with bytes that are no shared object."""
     manifest = Manifest(dist / "manifest.json")
-    wheel = dist / manifest.artifact(artifact_id)["file"]
+    wheel = dist / manifest.get(artifact_id)["file"]
     broken = wheel.with_suffix(".tmp")
     with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(broken, "w") as dst:
         for info in src.infolist():
@@ -70,7 +70,7 @@ def test_a_wheel_for_another_arch_fails(built_wheels, repo_matrix, tmp_path, cap
     dist = tmp_path / "dist"
     shutil.copytree(built_wheels[0], dist)
     manifest = Manifest(dist / "manifest.json")
-    arm = manifest.artifact("wheel:saxpy:cu130:aarch64")
+    arm = manifest.get("wheel:saxpy:cu130:aarch64")
     manifest.record("wheel:saxpy:cu130:x86_64", file=arm["file"], sha256=arm["sha256"])
     rc = cli.main(["smoke", "--cuda", "13.0", "--framework", "none", "--arch", "x86_64", "--dist", str(dist)])
     assert rc == 6
@@ -115,7 +115,7 @@ def test_the_gpu_path_forced_on_this_host_reports_what_it_found(built_wheels, re
     dist, _ = built_wheels
     plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",)))
     (w,) = plan.wheels
-    record = Manifest(dist / "manifest.json").artifact(w.id)
+    record = Manifest(dist / "manifest.json").get(w.id)
     run = smoke._host_run(w, dist / record["file"], ["90a"], gpu=True)
     if hostinfo.gpus():
         assert run.result == smoke.PASS, run.detail
@@ -144,7 +144,7 @@ def test_host_and_container_runs_stand_side_by_side_and_a_narrow_run_is_not_full
     whole = next(w for w in make_plan(repo_matrix).wheels if w.id == wheel_id)
     _smoke(repo_matrix, dist, arch="x86_64")
     _smoke(repo_matrix, dist, host=True, arch="x86_64")
-    record = Manifest(dist / "manifest.json").artifact(wheel_id)
+    record = Manifest(dist / "manifest.json").get(wheel_id)
     assert {(r["where"], r["python"]) for r in record["smoke"]["runs"] if r["result"] == "pass"} >= {
         ("container", "3.11"), ("container", "3.13"), ("host", ".".join(map(str, sys.version_info[:2])))}
     assert smoke.coverage_problems(repo_matrix, whole, record) == []
@@ -152,7 +152,7 @@ def test_host_and_container_runs_stand_side_by_side_and_a_narrow_run_is_not_full
     _corrupt_nothing_but_the_hash(dist, wheel_id)
     narrow = Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",), python=("3.13",))
     smoke.smoke(repo_matrix, make_plan(repo_matrix, narrow), dist)
-    record = Manifest(dist / "manifest.json").artifact(wheel_id)
+    record = Manifest(dist / "manifest.json").get(wheel_id)
     assert [r["python"] for r in record["smoke"]["runs"]] == ["3.13"]
     assert smoke.coverage_problems(repo_matrix, whole, record) == [
         f"{wheel_id}: no passing smoke record (Python 3.11) for {record['sha256'][:19]}"]
@@ -161,7 +161,7 @@ def test_host_and_container_runs_stand_side_by_side_and_a_narrow_run_is_not_full
 def _corrupt_nothing_but_the_hash(dist, artifact_id):
     """A rebuild that works as before: one more file in the wheel, so a new sha256."""
     manifest = Manifest(dist / "manifest.json")
-    wheel = dist / manifest.artifact(artifact_id)["file"]
+    wheel = dist / manifest.get(artifact_id)["file"]
     with zipfile.ZipFile(wheel, "a") as zf:
         zf.writestr("saxpy/REBUILT", "1")
     manifest.record(artifact_id, sha256=sha256(wheel))
