@@ -7,13 +7,11 @@ Dockerfile, the wheels it contains (by sha256) and its base images' digests.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from pathlib import Path
 
 from . import render
-from .engine import docker
 from .matrix import BuildMode
 from .plan import ImageArtifact, WheelArtifact, artifact_json
 
@@ -37,23 +35,18 @@ def _hash(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@functools.cache  # one registry query per base image and run, not one per artifact
-def _base_digest(image: str) -> str:
-    proc = docker.buildx("imagetools", "inspect", "--raw", image, capture=True, check=False)
-    return hashlib.sha256(proc.stdout.encode()).hexdigest() if proc.returncode == 0 else "unavailable"
-
-
-def wheel(w: WheelArtifact, root: Path, mode: BuildMode) -> str:
-    """The fingerprint of a wheel's inputs, the build mode (and so the files it uses) among them."""
+def wheel(w: WheelArtifact, root: Path, mode: BuildMode, base_digests: list[str]) -> str:
+    """The fingerprint of a wheel's inputs, the build mode (and so the files it uses) and the digest of
+    its base image (``base_digests``, which the caller asked the registry for) among them."""
     paths = [render.cibuildwheel_config(w.build.cuda), render.builder_dockerfile(w.build.cuda)]
     if mode is BuildMode.CROSS:
         paths += [render.cross_dockerfile(w.build.cuda), render.CROSS_TOOLCHAIN]
     files = [(root / p).read_text() for p in paths]
-    return _hash(artifact_json(w), mode.value, files, source_tree(root / w.path), _base_digest(w.build.build_image))
+    return _hash(artifact_json(w), mode.value, files, source_tree(root / w.path), *base_digests)
 
 
-def image(i: ImageArtifact, root: Path, wheel_sha256: list[str]) -> str:
-    """The fingerprint of an image's inputs, the sha256 of the wheels it contains among them."""
+def image(i: ImageArtifact, root: Path, wheel_sha256: list[str], base_digests: list[str]) -> str:
+    """The fingerprint of an image's inputs, the sha256 of the wheels it contains and the digests of its
+    build and runtime base images among them."""
     dockerfile = (root / render.image_dockerfile(i.framework)).read_text()
-    return _hash(artifact_json(i), dockerfile, wheel_sha256,
-                 _base_digest(i.build.build_image), _base_digest(i.runtime_image))
+    return _hash(artifact_json(i), dockerfile, wheel_sha256, *base_digests)

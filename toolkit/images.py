@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import fingerprint, preflight, render, tools, wheels
 from .console import step
+from .engine import docker
 from .engine.daemon import host_arch
 from .errors import BuildError, CommandError
 from .manifest import Manifest, now
@@ -50,15 +51,11 @@ def build_command(m: Matrix, image: ImageArtifact, root: Path, dist: Path, metad
     """The ``docker buildx build`` of one image artifact (one platform)."""
     args = render.image_build_args(m, image.framework, image.build.cuda)
     args["BUILD_IMAGE"], args["RUNTIME_IMAGE"] = image.build.build_image, image.runtime_image
-    argv = ["docker", "buildx", "build", f"--platform={image.build.platform}",
-            f"--file={root / render.image_dockerfile(image.framework)}", f"--target={target}",
-            f"--secret=id=ca,src={wheels.ca_mount()}", f"--metadata-file={metadata}",
-            f"--tag={platform_tag(image)}", "--push" if push else "--load"]
-    if builder:
-        argv.insert(3, f"--builder={builder}")
-    argv += [f"--build-arg={k}={v}" for k, v in args.items()]
-    argv += [f"--label={k}={v}" for k, v in labels(m, image, root).items() if v]
-    return [*argv, str(dist)]
+    options = [f"--target={target}", f"--metadata-file={metadata}",
+               *(f"--label={k}={v}" for k, v in labels(m, image, root).items() if v)]
+    return docker.build_argv(dockerfile=root / render.image_dockerfile(image.framework), platform=image.build.platform,
+                             tag=platform_tag(image), context=dist, push=push, build_args=args,
+                             secrets={"ca": wheels.ca_mount()}, options=options, builder=builder)
 
 
 def build_tag(image: ImageArtifact) -> str:
@@ -105,7 +102,9 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []
     for image in plan.images:
-        fp = fingerprint.image(image, root, [manifest.get(w).get("sha256", "") for w in image.wheels])
+        fp = fingerprint.image(image, root, [manifest.get(w).get("sha256", "") for w in image.wheels],
+                               [docker.manifest_digest(image.build.build_image),
+                                docker.manifest_digest(image.runtime_image)])
         record = manifest.get(image.id)
         if not force and not dry_run and record.get("fingerprint") == fp and record.get("pushed", False) >= push:
             step(f"{image.id}: up to date ({record['digest'][:19]})")
@@ -166,4 +165,4 @@ def _join(plan: Plan, manifest: Manifest) -> None:
                    if r.get("kind") == "image" and r.get("tag") == image.tag and r.get("pushed")}
         refs = [f"{repo}@{digest}" for _, digest in sorted(digests.items())]
         step(f"joining {build_tag(image)} from {len(refs)} platform(s)")
-        tools.run(["docker", "buildx", "imagetools", "create", f"--tag={build_tag(image)}", *refs])
+        docker.imagetools_create(build_tag(image), refs)

@@ -182,21 +182,14 @@ def _image_action(m: Matrix, members: list[ImageArtifact], expected: list[ImageA
 
 def _newer_release(ref: str, version: str) -> str:
     """The version of the release ``ref`` points at when it is newer than ``version``, else ''."""
-    proc = tools.run(["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Image}}", ref],
-                     capture=True, check=False, quiet=True)
-    if proc.returncode != 0:
-        return ""
-    image = json.loads(proc.stdout)
-    configs = [image] if "config" in image else list(image.values())  # one platform, or one per platform
-    labels = [(c.get("config") or {}).get("Labels") or {} for c in configs]
+    labels = [(c.get("config") or {}).get("Labels") or {} for c in docker.image_configs(ref) or []]
     found = [v for lab in labels if (v := lab.get("org.opencontainers.image.version"))]
     return max(found, key=Version) if found and Version(max(found, key=Version)) > Version(version) else ""
 
 
 @_retrying
 def _registry_digests(ref: str) -> list[str] | None:
-    proc = tools.run(["docker", "buildx", "imagetools", "inspect", "--raw", ref], capture=True, check=False,
-                     quiet=True)
+    proc = docker.inspect_raw(ref)
     if proc.returncode == 0:
         return [m["digest"] for m in json.loads(proc.stdout).get("manifests", [])]
     text = proc.stderr + proc.stdout
@@ -239,7 +232,7 @@ def _twine_upload(path: Path, index_url: str, cred: credentials.Credential) -> N
 @_retrying
 def _imagetools_create(tag: str, refs: list[str]) -> None:
     try:
-        tools.run(["docker", "buildx", "imagetools", "create", f"--tag={tag}", *refs], capture=True)
+        docker.imagetools_create(tag, refs, capture=True)
     except CommandError as exc:
         if re.search(r"\b(401|403)\b|unauthorized", str(exc)):
             raise PublishError([f"the registry refused the credentials for {tag}"]) from None
@@ -333,9 +326,8 @@ def _publish_metadata(m: Matrix, dist: Path) -> str:
         for name in ("manifest.json", "SHA256SUMS", "sbom.cdx.json"):
             (context / name).write_bytes((dist / name).read_bytes())
         (context / "Dockerfile").write_text("FROM scratch\nCOPY manifest.json SHA256SUMS sbom.cdx.json /release/\n")
-        (command, _) = docker.build_commands(dockerfile=context / "Dockerfile", image=image,
-                                             platforms=["linux/amd64"])
-        tools.run([*command[:-3], f"--tag={image}", "--push", str(context)], capture=True)
+        tools.run(docker.build_argv(dockerfile=context / "Dockerfile", platform="linux/amd64", tag=image,
+                                    context=context), capture=True)
     return image
 
 

@@ -156,7 +156,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []
     for w in plan.wheels:
-        fp = fingerprint.wheel(w, root, modes[w.id])
+        fp = fingerprint.wheel(w, root, modes[w.id], [docker.manifest_digest(w.build.build_image)])
         record = manifest.get(w.id)
         if not force and record.get("fingerprint") == fp and (dist / record.get("file", "-")).exists():
             step(f"{w.id}: up to date ({record['file']})")

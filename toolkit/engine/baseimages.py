@@ -74,7 +74,7 @@ def ensure(state: Path, image: BaseImage) -> Status:
         public = set(docker.platforms_of(image.public, timeout=_PUBLIC_TIMEOUT) or ())
         if image.platforms <= public:
             step(f"copying {image.public} to {image.resolved}")
-            docker.buildx("imagetools", "create", "--tag", image.resolved, image.public)
+            docker.imagetools_create(image.resolved, [image.public])
             return status(image)
         if image.suite:
             _bootstrap(state, image)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
 import json
 import os
 import re
@@ -53,12 +54,6 @@ def engine_version() -> str:
     return client().version()["Version"]
 
 
-def buildx(*args: str, capture: bool = False, check: bool = True,
-           timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``docker buildx ARGS``."""
-    return tools.run(["docker", "buildx", *args], capture=capture, check=check, timeout=timeout)
-
-
 def buildx_version() -> Version | None:
     """The installed buildx version, or None when the plugin is missing."""
     if tools.which("docker") is None:
@@ -68,27 +63,52 @@ def buildx_version() -> Version | None:
     return Version(match.group(1)) if match else None
 
 
+def inspect_raw(ref: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``imagetools inspect --raw``: the manifest (list) a registry holds for ``ref``; callers read the
+    status, since absent, refused and unreachable mean different things to each of them."""
+    return tools.run(["docker", "buildx", "imagetools", "inspect", "--raw", ref], capture=True, check=False,
+                     quiet=True, timeout=timeout)
+
+
+def image_configs(ref: str, timeout: float | None = None) -> list[dict] | None:
+    """The image configuration (os, architecture, labels …) of each platform of ``ref``; None when absent."""
+    proc = tools.run(["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Image}}", ref],
+                     capture=True, check=False, quiet=True, timeout=timeout)
+    if proc.returncode != 0:
+        return None
+    image = json.loads(proc.stdout)
+    return [image] if "architecture" in image else list(image.values())  # one platform, or one per platform
+
+
+def imagetools_create(tag: str, refs: list[str], *, capture: bool = False) -> None:
+    """Make ``tag`` a manifest list of ``refs`` (tags or digests of the same registry), or a copy of one."""
+    tools.run(_create_argv(tag, refs), capture=capture)
+
+
+def _create_argv(tag: str, refs: list[str]) -> list[str]:
+    return ["docker", "buildx", "imagetools", "create", f"--tag={tag}", *refs]
+
+
+@functools.cache  # one registry query per image and run
+def manifest_digest(ref: str) -> str:
+    """The sha256 of the manifest a registry holds for ``ref``, or "unavailable"."""
+    proc = inspect_raw(ref)
+    return hashlib.sha256(proc.stdout.encode()).hexdigest() if proc.returncode == 0 else "unavailable"
+
+
 def platforms_of(ref: str, timeout: float = 60) -> list[str] | None:
     """The platforms a registry holds for ``ref`` (``linux/amd64`` …), or None when absent."""
     try:
-        proc = tools.run(["docker", "buildx", "imagetools", "inspect", "--raw", ref],
-                         capture=True, check=False, quiet=True, timeout=timeout)
+        proc = inspect_raw(ref, timeout)
+        if proc.returncode != 0:
+            return None
+        manifest = json.loads(proc.stdout)
+        if "manifests" not in manifest:  # a single-platform image: its config says which
+            return [f"{c['os']}/{c['architecture']}" for c in image_configs(ref, timeout) or []]
     except CommandError:  # no answer in time: as good as absent
         return None
-    if proc.returncode != 0:
-        return None
-    manifest = json.loads(proc.stdout)
-    if "manifests" not in manifest:  # a single-platform image: ask for its config
-        return [_single_platform(ref, timeout)]
     return [f"{m['platform']['os']}/{m['platform']['architecture']}"
             for m in manifest["manifests"] if m.get("platform", {}).get("os") != "unknown"]
-
-
-def _single_platform(ref: str, timeout: float) -> str:
-    proc = tools.run(["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Image}}", ref],
-                     capture=True, quiet=True, timeout=timeout)
-    image = json.loads(proc.stdout)
-    return f"{image['os']}/{image['architecture']}"
 
 
 @functools.cache
@@ -134,22 +154,30 @@ def run(image: str, argv: list[str], *, platform: str | None = None, **kwargs) -
     return out.decode(errors="replace")
 
 
+def build_argv(*, dockerfile: Path, platform: str, tag: str, context: Path, push: bool = True,
+               build_args: dict[str, str] | None = None, secrets: dict[str, Path] | None = None,
+               options: list[str] | None = None, builder: str | None = None) -> list[str]:
+    """The one ``docker buildx build`` command line: one platform, pushed (or loaded into the engine)."""
+    return ["docker", "buildx", "build", *([f"--builder={builder}"] if builder else []), f"--platform={platform}",
+            f"--file={dockerfile}", *(options or []),
+            *(f"--secret=id={k},src={v}" for k, v in (secrets or {}).items()),
+            f"--tag={tag}", "--push" if push else "--load",
+            *(f"--build-arg={k}={v}" for k, v in (build_args or {}).items()), str(context)]
+
+
 def build_commands(*, dockerfile: Path, image: str, platforms: list[str], context: Path | None = None,
                    build_args: dict[str, str] | None = None, secrets: dict[str, Path] | None = None,
-                   extra: list[str] | None = None, joined: list[str] | None = None) -> list[list[str]]:
+                   joined: list[str] | None = None) -> list[list[str]]:
     """buildx commands that push one IMAGE-<arch> per platform, then join them (or ``joined``) into IMAGE."""
-    common = [f"--build-arg={k}={v}" for k, v in (build_args or {}).items()]
-    common += [f"--secret=id={k},src={v}" for k, v in (secrets or {}).items()]
-    commands = [["docker", "buildx", "build", f"--platform={p}", f"--file={dockerfile}", *common, *(extra or []),
-                 f"--tag={image}-{p.split('/')[1]}", "--push", str(context or dockerfile.parent)]
+    commands = [build_argv(dockerfile=dockerfile, platform=p, tag=f"{image}-{p.split('/')[1]}",
+                           context=context or dockerfile.parent, build_args=build_args, secrets=secrets)
                 for p in platforms]
     return [*commands, join_command(image, joined or platforms)]
 
 
 def join_command(image: str, platforms: list[str]) -> list[str]:
     """The ``imagetools create`` that makes IMAGE a manifest list of its IMAGE-<arch> tags."""
-    return ["docker", "buildx", "imagetools", "create", f"--tag={image}",
-            *(f"{image}-{p.split('/')[1]}" for p in platforms)]
+    return _create_argv(image, [f"{image}-{p.split('/')[1]}" for p in platforms])
 
 
 def ensure_image(image: str, platforms: list[str], *, dockerfile: Path, dry_run: bool,
@@ -169,7 +197,8 @@ def ensure_image(image: str, platforms: list[str], *, dockerfile: Path, dry_run:
         if dry_run:
             print(shlex.join(argv))
         else:
-            step(f"joining {image}" if "imagetools" in argv else f"building {argv[3].split('=')[1]} of {image}")
+            platform = next((a.split("=", 1)[1] for a in argv if a.startswith("--platform=")), "")
+            step(f"building {platform} of {image}" if platform else f"joining {image}")
             tools.run(argv)
     return True
 
