@@ -14,6 +14,19 @@ from toolkit.plan import Selection, make_plan
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+def wheels_only():
+    """The repo's matrix text as a wheels-only project's: no framework axis or image tables, CUDA 13.0."""
+
+    def convert(python: str) -> str:
+        text = (REPO / "matrix.toml").read_text()
+        body = text[:text.index("[axes]")] + text[text.index("[cuda."):text.index("# --- image variants")]
+        return body + text[text.index("[package.saxpy]"):] + (
+            f'\n[axes]\narch = ["x86_64", "aarch64"]\npython = [{python}]\ncuda = ["13.0"]\n')
+
+    return convert
+
+
 @pytest.fixture(scope="session")
 def repo_matrix():
     return load_matrix(REPO / "matrix.toml")
