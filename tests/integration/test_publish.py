@@ -141,7 +141,7 @@ def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     assert _held(m, "0.2.0") == held
 
 
-def test_wrong_password_fails_fast_and_marks_nothing(release, monkeypatch, capsys):
+def test_wrong_password_fails_fast_and_marks_nothing(release, monkeypatch):
     m, plan, dist = _as_version(*release, "0.3.0")
     monkeypatch.setenv("TWINE_USERNAME", "toolkit")
     monkeypatch.setenv("TWINE_PASSWORD", "not-the-password")
@@ -149,7 +149,6 @@ def test_wrong_password_fails_fast_and_marks_nothing(release, monkeypatch, capsy
         publish.publish(m, plan, dist, yes=True)
     assert not any("published" in r for r in Manifest(dist / "manifest.json").data["artifacts"].values())
     assert _held(m, "0.3.0") == {}
-    assert "not-the-password" not in capsys.readouterr().err
 
 
 class _EchoPassword(http.server.BaseHTTPRequestHandler):
