@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+import os
 import re
 import sys
 import types
@@ -429,7 +430,7 @@ def _check_framework(m: Matrix, name: str, fw: Framework, problems: Problems) ->
 
 def _check_package(root: Path, name: str, pkg: Package, problems: Problems) -> None:
     where = key_path("package", name) + ".path"
-    source = (root / pkg.path).resolve()
+    source = Path(os.path.normpath(root / pkg.path))  # lexically: a symlinked folder inside still counts
     if not source.is_relative_to(root):
         problems.add(where, f"{pkg.path!r} leaves {root}: cibuildwheel builds packages inside the project only")
     elif not source.is_dir():

@@ -280,7 +280,7 @@ def released(m: Matrix, manifest: Manifest) -> tuple[list[dict], list[dict]]:
     for artifact_id, r in sorted(manifest.data["artifacts"].items()):
         published = r.get("published") or {}
         if r.get("kind") == "wheel" and published.get("sha256") == r.get("sha256") and \
-                Version(r["version"]).public == m.project.version:
+                parse_wheel_filename(r["file"])[1].public == m.project.version:
             wheels.append({"id": artifact_id, **r})
         elif r.get("kind") == "image" and published.get("digest") == r.get("digest") and any(
                 t.rsplit(":", 1)[-1].startswith(f"{m.project.version}-") for t in published.get("tags", [])):
@@ -335,9 +335,9 @@ def write_sbom(m: Matrix, wheels: list[dict], images: list[dict], dist: Path) ->
     """A CycloneDX 1.5 SBOM of the released wheels and images."""
     components = []
     for r in wheels:
-        name = parse_wheel_filename(r["file"])[0]
-        components.append({"type": "library", "name": name, "version": r["version"],
-                           "purl": f"pkg:pypi/{name}@{r['version'].replace('+', '%2B')}?file={r['file']}",
+        name, version = parse_wheel_filename(r["file"])[:2]
+        components.append({"type": "library", "name": name, "version": str(version),
+                           "purl": f"pkg:pypi/{name}@{str(version).replace('+', '%2B')}?file={r['file']}",
                            "hashes": [{"alg": "SHA-256", "content": r["sha256"]}]})
     for r in images:
         digest = r["digest"]

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -171,14 +172,15 @@ def test_the_registry_login_lives_in_a_private_config_of_the_run(engine_up, regi
     assert "127.0.0.1:5000" in json.loads((private / "config.json").read_text())["auths"]
 
 
-def test_a_user_outside_the_docker_group_is_told_at_once(engine_up, tmp_path):
+def test_a_user_outside_the_docker_group_is_told_at_once(engine_up):
     if os.geteuid() != 0:
         pytest.skip("needs root to run the toolkit as another user")
-    tmp_path.chmod(0o777)
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TOOLKIT_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m",
-                           "toolkit", "engine", "up", "--cuda", "13.0", "--arch", "x86_64"],
-                          env=env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    with tempfile.TemporaryDirectory() as home:  # pytest's own tmp folders are root's alone
+        os.chmod(home, 0o777)
+        env = {"PATH": os.environ["PATH"], "HOME": home, "TOOLKIT_STATE_DIR": f"{home}/state"}
+        proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+                               "-m", "toolkit", "engine", "up", "--cuda", "13.0", "--arch", "x86_64"],
+                              env=env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
     assert proc.returncode == 4, proc.stderr
     assert "not open to you: join the docker group (`sudo usermod -aG docker $USER`" in proc.stderr
     assert "starting dockerd" not in proc.stderr
@@ -190,6 +192,7 @@ def test_a_second_engine_reuses_docker_and_down_stops_only_its_own(engine_up, tm
     text = text.replace("127.0.0.1:5000/gpu-toolkit", "127.0.0.1:5055/gpu-toolkit")
     text = text.replace("http://127.0.0.1:8081/", "http://127.0.0.1:8091/")
     (tmp_path / "matrix.toml").write_text(text)
+    (tmp_path / "examples").symlink_to(Path(request.config.rootpath) / "examples")
     state = tmp_path / "state"
     m = load_matrix(tmp_path / "matrix.toml")
     plan = make_plan(m, Selection(cuda=("13.0",), arch=("x86_64",)))

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,8 @@ from toolkit.manifest import Manifest
 from toolkit.matrix import load_matrix
 from toolkit.plan import Selection, make_plan
 from toolkit.wheels import sha256
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +45,8 @@ def fresh_index(engine_up, registry_cred, request, tmp_path_factory):
     root = tmp_path_factory.mktemp("publish")
     text = (request.config.rootpath / "matrix.toml").read_text()
     (root / "matrix.toml").write_text(text.replace("http://127.0.0.1:8081/", f"http://127.0.0.1:{INDEX_PORT}/"))
-    shutil.copytree(request.config.rootpath / "container", root / "container")
+    for name in ("container", "examples"):
+        (root / name).symlink_to(request.config.rootpath / name)
     state = root / "state"
     env = {settings.REGISTRY_USER_ENV: registry_cred.username, settings.REGISTRY_PASSWORD_ENV: registry_cred.password}
     with pytest.MonkeyPatch.context() as patch:
@@ -356,8 +360,7 @@ def test_ctrl_c_mid_publish_says_what_was_sent_and_a_rerun_finishes(release, fau
     text = wheels_only('"3.11"')
     text = text.replace('version = "0.1.0"', 'version = "0.8.0"').replace(
         'index-url = "http://127.0.0.1:8081/"', f'index-url = "{fault_proxy}"')
-    (tmp_path / "examples" / "saxpy").mkdir(parents=True)
-    (tmp_path / "examples" / "saxpy" / "pyproject.toml").touch()
+    (tmp_path / "examples").symlink_to(REPO / "examples")
     (tmp_path / "matrix.toml").write_text(text)
     proc = subprocess.Popen([sys.executable, "-m", "toolkit", "publish", "--matrix", str(tmp_path / "matrix.toml"),
                              "--dist", str(dist), "--yes"], stderr=subprocess.PIPE, text=True, start_new_session=True)
