@@ -92,6 +92,9 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     """
     if not plan.images:
         return []
+    blocked = preflight.blocked(m, plan.images)  # before the wheels: one message names everything
+    if blocked and not skip_unavailable:
+        raise preflight.refuse(m, plan, {**preflight.blocked(m, plan.wheels), **blocked})
     unbuilt = {}
     if plan.wheels and not dry_run:  # the wheels the images contain; this checks the rendered files too
         unbuilt = {r["id"]: r["not_built"] for r in wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist,
@@ -111,7 +114,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
             records.append({"id": image.id, **record, "up_to_date": True})
         else:
             todo.append((image, fp))
-    missing = preflight.blocked(m, [image for image, _ in todo])
+    missing = {image.id: blocked[image.id] for image, _ in todo if image.id in blocked}
     missing.update({image.id: f"its wheel {w} was not built" for image, _ in todo for w in image.wheels
                     if w in unbuilt and image.id not in missing})
     if missing and not skip_unavailable:

@@ -7,7 +7,7 @@ minutes later inside BuildKit with a DNS error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .engine import docker
 from .errors import EngineError
@@ -19,30 +19,33 @@ _PUBLIC_TIMEOUT = 30  # seconds to decide that a public registry is out of reach
 
 def blocked(m: Matrix, artifacts: Iterable[Artifact]) -> dict[str, str]:
     """Artifact id -> why it cannot be built here, for those of ``artifacts`` whose base images are missing."""
-    reasons: dict[tuple[str, str], str] = {}
+    held: dict[str, list[str]] = {}  # image name -> the platforms its registry holds (one query per name)
+
+    def platforms(ref: str, timeout: float | None = None) -> list[str]:
+        if ref not in held:
+            held[ref] = docker.platforms_of(ref, **({"timeout": timeout} if timeout else {})) or []
+        return held[ref]
+
     out = {}
     for a in artifacts:
         names = [a.build.build_image_public] + ([a.runtime_image_public] if isinstance(a, ImageArtifact) else [])
-        for name in names:
-            if (name, a.build.platform) not in reasons:
-                reasons[(name, a.build.platform)] = _why_unavailable(m, name, a.build.platform)
-        why = "; ".join(dict.fromkeys(r for n in names if (r := reasons[(n, a.build.platform)])))
+        why = "; ".join(dict.fromkeys(r for n in names if (r := _why_unavailable(m, n, a.build.platform, platforms))))
         if why:
             out[a.id] = why
     return out
 
 
-def _why_unavailable(m: Matrix, public: str, platform: str) -> str:
+def _why_unavailable(m: Matrix, public: str, platform: str, platforms: Callable[..., list[str]]) -> str:
     """'' when a build can start from ``public`` (by its mirror name) on ``platform``, else why not."""
     resolved = m.image(public)
-    if platform in (docker.platforms_of(resolved) or ()):
+    if platform in platforms(resolved):
         return ""
     if resolved != public:
-        if public in m.bootstrap or platform in (docker.platforms_of(public, timeout=_PUBLIC_TIMEOUT) or ()):
+        if public in m.bootstrap or platform in platforms(public, _PUBLIC_TIMEOUT):
             return f"{resolved} lacks {platform}: run `toolkit engine up` first (it makes the mirror copy)"
         return (f"base image {public} ({platform}) is neither in its mirror {resolved} nor reachable here, "
                 "and [bootstrap] has no recipe for it")
-    if platform in (docker.platforms_of(public, timeout=_PUBLIC_TIMEOUT) or ()):
+    if platform in platforms(public, _PUBLIC_TIMEOUT):
         return ""
     return (f"base image {public} ({platform}) cannot be pulled here: name a copy you can reach in [mirror] "
             "(and a Debian suite in [bootstrap] where it is a plain Debian image)")
