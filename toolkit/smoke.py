@@ -230,12 +230,17 @@ def _valid_runs(record: dict, ident: str) -> list[Run]:
     return [Run(**r) for r in smoke.get("runs", [])] if smoke.get("sha256") == ident else []
 
 
+def _slot(run: Run) -> tuple[str, str]:
+    """Where a run belongs: the host, or the containers (an untested Python holds its container slot)."""
+    return ("host" if run.where == "host" else "container", run.python)
+
+
 def _record(manifest: Manifest, artifact_id: str, ident: str, found: list[Run], **extra: object) -> None:
     """Record ``found`` beside the runs already recorded for the same artifact: a run replaces only an earlier
     one of the same place and Python, so a host GPU run and container runs stand side by side."""
-    keys = {(r.where, r.python) for r in found}
-    kept = [r for r in _valid_runs(manifest.data["artifacts"][artifact_id], ident) if (r.where, r.python) not in keys]
-    runs = sorted(kept + found, key=lambda r: (r.where, r.python))
+    keys = {_slot(r) for r in found}
+    kept = [r for r in _valid_runs(manifest.data["artifacts"][artifact_id], ident) if _slot(r) not in keys]
+    runs = sorted(kept + found, key=_slot)
     manifest.record(artifact_id, smoke={"sha256": ident, "at": now(), "host": host_arch().value, **extra,
                                         "runs": [dataclasses.asdict(r) for r in runs]})
 
@@ -286,7 +291,7 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool 
         if not record or not (dist / record["file"]).exists():
             runs.append(_not_built(w, manifest, "wheels", require_built))
             continue
-        done = {} if force else {(r.where, r.python): r for r in _valid_runs(record, record["sha256"])
+        done = {} if force else {_slot(r): r for r in _valid_runs(record, record["sha256"])
                                  if r.result != FAIL}
         wanted = [("host", here)] if host and w.build.arch is host_arch() else [] if host else [
             ("container", p) for p in w.pythons]
