@@ -12,7 +12,7 @@ from pathlib import Path
 from . import docs, engine, images, publish, render, settings, smoke, wheels
 from .console import step, table
 from .errors import EngineError, PublishError
-from .manifest import Manifest
+from .manifest import Manifest, identity
 from .matrix import Matrix
 from .plan import Plan
 
@@ -61,7 +61,7 @@ def _summary(m: Matrix, plan: Plan, dist: Path, seconds: float) -> str:
         where = m.publish.index_url if a.id.startswith("wheel:") else ", ".join(
             (r.get("published") or {}).get("tags", []))
         size = f"{r['size'] / 1e6:.1f} MB" if "size" in r else "-"
-        ident = (r.get("sha256") or r.get("digest") or "-")[:19]
+        ident = identity(r)[1][:19] or "-"
         rows.append((a.id, a.build.platform, size, ident, result, where if r.get("published") else "-"))
     return "\n".join([
         table(("artifact", "platform", "size", "sha256/digest", "smoke", "published"), rows), "",

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import cuda
 from .errors import ConfigError
+from .manifest import identity, smoke_runs
 from .matrix import Matrix, exclusions
 from .plan import Plan, Selection, cuda_tag, make_plan
 
@@ -55,9 +56,7 @@ def publish_manifest(dist: Path, root: Path) -> Path:
 
 
 def _passes(record: dict) -> list[dict]:
-    smoke = record.get("smoke") or {}
-    valid = smoke.get("sha256") in (record.get("sha256"), record.get("digest"))
-    return [r for r in smoke.get("runs", []) if r["result"] == "pass"] if valid else []
+    return [r for r in smoke_runs(record) if r["result"] == "pass"]
 
 
 def _arch_status(arch: str, records: Iterable[tuple[str, dict]]) -> tuple[str, str]:
@@ -105,7 +104,7 @@ def _artifact_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
             rows.append([f"`{artifact.id}`", artifact.build.platform, "not built", "-", "untested"])
             continue
         built = record.get("file") or record.get("platform_tag", "")
-        ident = (record.get("sha256") or record.get("digest") or "")[:19]
+        ident = identity(record)[1][:19]
         runs = (record.get("smoke") or {}).get("runs", [])
         results = ", ".join(f"{r['python']}: {r['result']}" for r in runs) if runs else "untested"
         if runs and not _passes(record) and all(r["result"] != "pass" for r in runs):

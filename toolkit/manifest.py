@@ -23,6 +23,19 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def identity(record: dict[str, Any]) -> tuple[str, str]:
+    """The key and value that name exactly what a record holds: a wheel's sha256, an image's digest."""
+    key = "digest" if record.get("kind") == "image" else "sha256"
+    return key, record.get(key, "")
+
+
+def smoke_runs(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recorded smoke runs that tested this very build (the smoke record names the same identity)."""
+    smoke = record.get("smoke") or {}
+    key, ident = identity(record)
+    return smoke.get("runs", []) if ident and smoke.get(key) == ident else []
+
+
 class Manifest:
     """Read-modify-write access to ``dist/manifest.json``; :meth:`save` writes atomically."""
 

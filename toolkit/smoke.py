@@ -27,7 +27,7 @@ from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
 from .errors import CommandError, EngineError, SmokeError
-from .manifest import Manifest, now
+from .manifest import Manifest, identity, now, smoke_runs
 from .matrix import Matrix
 from .plan import ImageArtifact, Plan, Selection, WheelArtifact, make_plan
 from .wheels import ca_mount
@@ -224,10 +224,9 @@ def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
                "no NVIDIA container runtime", seconds=_since(started), detail=detail)
 
 
-def _valid_runs(record: dict, ident: str) -> list[Run]:
+def _valid_runs(record: dict) -> list[Run]:
     """The recorded runs that tested exactly this artifact (same sha256/digest)."""
-    smoke = record.get("smoke") or {}
-    return [Run(**r) for r in smoke.get("runs", [])] if smoke.get("sha256") == ident else []
+    return [Run(**r) for r in smoke_runs(record)]
 
 
 def _slot(run: Run) -> tuple[str, str]:
@@ -235,21 +234,23 @@ def _slot(run: Run) -> tuple[str, str]:
     return ("host" if run.where == "host" else "container", run.python)
 
 
-def _record(manifest: Manifest, artifact_id: str, ident: str, found: list[Run], **extra: object) -> None:
-    """Record ``found`` beside the runs already recorded for the same artifact: a run replaces only an earlier
+def _record(manifest: Manifest, artifact_id: str, found: list[Run], **extra: object) -> None:
+    """Record ``found`` beside the runs already recorded for the same build: a run replaces only an earlier
     one of the same place and Python, so a host GPU run and container runs stand side by side."""
+    record = manifest.data["artifacts"][artifact_id]
     keys = {_slot(r) for r in found}
-    kept = [r for r in _valid_runs(manifest.data["artifacts"][artifact_id], ident) if _slot(r) not in keys]
+    kept = [r for r in _valid_runs(record) if _slot(r) not in keys]
     runs = sorted(kept + found, key=_slot)
-    manifest.record(artifact_id, smoke={"sha256": ident, "at": now(), "host": host_arch().value, **extra,
+    key, ident = identity(record)
+    manifest.record(artifact_id, smoke={key: ident, "at": now(), "host": host_arch().value, **extra,
                                         "runs": [dataclasses.asdict(r) for r in runs]})
 
 
 def coverage_problems(m: Matrix, artifact: WheelArtifact | ImageArtifact, record: dict) -> list[str]:
     """Why the recorded smoke runs do not cover this build of ``artifact``: a container pass for every Python
     of the artifact that has a clean interpreter image (an image: one container pass), and no failure."""
-    ident = record.get("sha256" if isinstance(artifact, WheelArtifact) else "digest", "")
-    runs = _valid_runs(record, ident)
+    ident = identity(record)[1]
+    runs = _valid_runs(record)
     problems = [f"{artifact.id}: smoke FAILED ({r.where or 'nowhere'}, Python {r.python}) for {ident[:19]}"
                 for r in runs if r.result == FAIL]
     passed = {r.python for r in runs if r.where == "container" and r.result == PASS}
@@ -291,8 +292,7 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool 
         if not record or not (dist / record["file"]).exists():
             runs.append(_not_built(w, manifest, "wheels", require_built))
             continue
-        done = {} if force else {_slot(r): r for r in _valid_runs(record, record["sha256"])
-                                 if r.result != FAIL}
+        done = {} if force else {_slot(r): r for r in _valid_runs(record) if r.result != FAIL}
         wanted = [("host", here)] if host and w.build.arch is host_arch() else [] if host else [
             ("container", p) for p in w.pythons]
         todo = [python for where, python in wanted if (where, python) not in done]
@@ -317,20 +317,20 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool 
                      Run(artifact=w.id, platform=w.build.platform, python=p, where="", result=UNTESTED,
                          gpu="-", seconds=0.0, detail="no [python-image] for this Python")
                      for p in todo]
-        _record(manifest, w.id, record["sha256"], found, **({"gpus": gpus} if host else {}))
+        _record(manifest, w.id, found, **({"gpus": gpus} if host else {}))
         runs += found
     for image in () if host else plan.images:
         record = manifest.data["artifacts"].get(image.id)
         if not record or not record.get("digest"):
             runs.append(_not_built(image, manifest, "images", require_built))
             continue
-        done = None if force else next((r for r in _valid_runs(record, record["digest"])
+        done = None if force else next((r for r in _valid_runs(record)
                                         if r.where == "container" and r.result != FAIL), None)
         if done:
             step(f"{image.id}: smoke-tested already for {record['digest'][:19]}")
             runs.append(done)
             continue
         run = _image_run(m, image, record, gpu)
-        _record(manifest, image.id, record["digest"], [run])
+        _record(manifest, image.id, [run])
         runs.append(run)
     return runs

@@ -297,7 +297,7 @@ def image_release(built_images, fresh_index, tmp_path, monkeypatch):
                            check=True, capture_output=True)
             digest = json.loads((dist / "meta.json").read_text())["containerimage.digest"]
             record.update(tag=image.tag, platform_tag=pushed, digest=digest, pushed=True)
-            record["smoke"] = {**record["smoke"], "sha256": digest}
+            record["smoke"] = {**record["smoke"], "digest": digest}
             record.pop("published", None)
             manifest.data["artifacts"][image.id] = record
         manifest.save()
