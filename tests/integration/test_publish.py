@@ -352,6 +352,23 @@ def test_release_metadata_grows_with_each_publish_of_a_version(release):
         records[w.id]["sha256"] for w in plan.wheels)
     assert _digest(publish.metadata_image(m)) != metadata
     assert publish.verify(m, plan, dist) == []
+    first_file = records[first[0].id]["file"]
+    (dist / "SHA256SUMS").write_text(sums.replace(f"  {first_file}", f"0  {first_file}"))  # a sum gone wrong
+    assert [p.split(":")[0:4] for p in publish.verify(m, plan, dist)] == [first[0].id.split(":")]
+
+
+def test_an_index_read_elsewhere_than_it_is_uploaded_to_is_read_there(release):
+    """PyPI, Artifactory: the upload URL serves no simple API; simple-url says where to read."""
+    m, plan, dist = _as_version(*release, "0.9.0")
+    publish.publish(m, plan, dist, yes=True)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoPassword)  # 404 to reads, 400 to uploads
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        split = dataclasses.replace(m, publish=dataclasses.replace(
+            m.publish, index_url=f"http://127.0.0.1:{server.server_address[1]}/legacy/", simple_url=m.publish.read_url))
+        assert [a.action for a in publish.publish(split, plan, dist, yes=True)] == [publish.SKIP, publish.SKIP]
+    finally:
+        server.shutdown()
 
 
 def test_ctrl_c_mid_publish_says_what_was_sent_and_a_rerun_finishes(release, fault_proxy, tmp_path, wheels_only):
