@@ -29,6 +29,7 @@ from . import (
     engine,
     images,
     locks,
+    manifest,
     publish,
     render,
     settings,
@@ -284,6 +285,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_manifest(args: argparse.Namespace) -> int:
+    records = manifest.merge([Path(f) for f in args.fragments])
+    out = Manifest(Path(args.out))
+    out.data["artifacts"] = records
+    out.save()
+    print(f"{args.out}: {len(records)} artifact records from {len(args.fragments)} fragment(s)")
+    return 0
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
     plan = make_plan(matrix, selection_from(args))
@@ -389,6 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show what would be uploaded, skipped and refused")
     p.add_argument("--dist", default="dist", metavar="DIR", help="where the artifacts and manifest are")
     add_selection_args(p)
+    p = command("manifest", cmd_manifest, "merge the manifest fragments of a release's jobs into one manifest")
+    p.add_argument("action", choices=("merge",), help="merge: join FRAGMENTs; two builds of one artifact fail")
+    p.add_argument("fragments", nargs="+", metavar="FRAGMENT", help="manifest.json files, one per job or slice")
+    p.add_argument("--out", required=True, metavar="PATH", help="the merged manifest (e.g. dist/manifest.json)")
     p = command("smoke", cmd_smoke, "install and run every built artifact per platform and Python")
     p.add_argument("--artifact", action="append", default=[], metavar="ID", help="only this artifact (repeatable)")
     p.add_argument("--host", action="store_true",

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 SCHEMA_VERSION = 1
 
 
@@ -34,6 +36,54 @@ def smoke_runs(record: dict[str, Any]) -> list[dict[str, Any]]:
     smoke = record.get("smoke") or {}
     key, ident = identity(record)
     return smoke.get("runs", []) if ident and smoke.get(key) == ident else []
+
+
+def slot(where: str, python: str) -> tuple[str, str]:
+    """Where a smoke run belongs: the host, or the containers (an untested Python holds its container slot)."""
+    return ("host" if where == "host" else "container", python)
+
+
+def merge(fragments: list[Path]) -> dict[str, dict[str, Any]]:
+    """The records of a release's fragments (one per CI job, or slice), joined into one set.
+
+    Records of different artifacts combine; records of one artifact combine when they name the same build
+    (sha256/digest), their smoke runs side by side by place and Python (a host GPU run beside container
+    runs). One artifact built with different content in two fragments is a conflict naming both.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[str, Path] = {}
+    problems = []
+    for path in fragments:
+        try:
+            records = json.loads(path.read_text())["artifacts"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{path}: not a release manifest ({exc})")
+            continue
+        for artifact_id, record in records.items():
+            if artifact_id not in merged:
+                merged[artifact_id], origin[artifact_id] = record, path
+                continue
+            key, ident = identity(record)
+            if merged[artifact_id].get(key) != ident:
+                problems.append(f"{artifact_id}: {origin[artifact_id]} records {key} {merged[artifact_id].get(key)}, "
+                                f"{path} records {key} {ident}: two different builds of one artifact")
+                continue
+            merged[artifact_id] = _joined(merged[artifact_id], record)
+    if problems:
+        raise ConfigError(problems)
+    return merged
+
+
+def _joined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two records of the same build as one; their valid smoke runs kept side by side."""
+    runs = {slot(r["where"], r["python"]): r for r in smoke_runs(first) + smoke_runs(second)}
+    joined = {**first, **second}
+    tested = [s for s in (first, second) if smoke_runs(s)]
+    if tested:
+        joined["smoke"] = {**tested[0]["smoke"], **tested[-1]["smoke"],
+                           "at": max(s["smoke"]["at"] for s in tested),
+                           "runs": [runs[k] for k in sorted(runs)]}
+    return joined
 
 
 class Manifest:

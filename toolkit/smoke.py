@@ -27,7 +27,7 @@ from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
 from .errors import CommandError, EngineError, SmokeError
-from .manifest import Manifest, identity, now, smoke_runs
+from .manifest import Manifest, identity, now, slot, smoke_runs
 from .matrix import Matrix
 from .plan import ImageArtifact, Plan, Selection, WheelArtifact, make_plan
 from .wheels import ca_mount
@@ -230,8 +230,7 @@ def _valid_runs(record: dict) -> list[Run]:
 
 
 def _slot(run: Run) -> tuple[str, str]:
-    """Where a run belongs: the host, or the containers (an untested Python holds its container slot)."""
-    return ("host" if run.where == "host" else "container", run.python)
+    return slot(run.where, run.python)
 
 
 def _record(manifest: Manifest, artifact_id: str, found: list[Run], **extra: object) -> None:
