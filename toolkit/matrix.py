@@ -276,6 +276,11 @@ class Publish:
 
 
     @property
+    def is_pypi(self) -> bool:
+        """True for PyPI's and TestPyPI's upload URLs, which refuse versions with a local label."""
+        return self.index_url in _KNOWN_SIMPLE
+
+    @property
     def read_url(self) -> str:
         """The simple API root that pip and the toolkit read from (``…/simple/``)."""
         return self.simple_url or _KNOWN_SIMPLE.get(self.index_url) or self.index_url.rstrip("/") + "/simple/"
@@ -371,6 +376,7 @@ def _check(m: Matrix, root: Path, problems: Problems) -> None:
         if m.cuda is not None:
             _check_names(m.axes.cuda, m.cuda, "axes.cuda", "cuda", problems)
             _check_local_labels(m.axes.cuda, m.cuda, problems)
+            _check_pypi_labels(m, problems)
         if m.framework is not None:
             _check_names(m.axes.framework, m.framework, "axes.framework", "framework", problems)
     for version, line in _loaded(m.cuda):
@@ -452,6 +458,18 @@ def _check_local_labels(versions: tuple[str, ...], lines: Mapping[str, CudaLine]
                          f"{shown}, like {key_path('cuda', seen[label])}: their wheels would have the same "
                          "file name; give each CUDA line its own label (e.g. cu128, cu130)")
         seen.setdefault(label, version)
+
+
+def _check_pypi_labels(m: Matrix, problems: Problems) -> None:
+    """PyPI refuses a file whose version has a local label: such a matrix could never publish there."""
+    if not m.publish or not m.publish.is_pypi:
+        return
+    for version in m.axes.cuda:
+        if m.cuda.get(version) is not None and m.cuda[version].local_version:
+            problems.add(key_path(key_path("cuda", version), "local-version"),
+                         f"{m.cuda[version].local_version!r}: PyPI ([publish] index-url {m.publish.index_url}) "
+                         "refuses versions with a local label; publish labelled CUDA lines to an index of your own, "
+                         "or select the line for PyPI without a label")
 
 
 def _check_build_mode(m: Matrix, arch: str, mode: BuildMode, problems: Problems) -> None:
