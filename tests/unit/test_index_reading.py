@@ -19,16 +19,19 @@ def test_client_check_asks_for_the_wheels_own_python(filename, expected):
     assert publish.download_target(filename) == expected
 
 
-@pytest.mark.parametrize("publish_table, read_url", [
-    ("", "http://127.0.0.1:8081/simple/"),
-    ('index-url = "https://upload.pypi.org/legacy/"', "https://pypi.org/simple/"),
-    ('index-url = "https://art.example.com/api/pypi/up/"\nsimple-url = "https://art.example.com/api/pypi/read/simple"',
+@pytest.mark.parametrize("index_url, simple_url, read_url", [
+    ("http://127.0.0.1:8081/", "", "http://127.0.0.1:8081/simple/"),
+    ("https://upload.pypi.org/legacy/", "", "https://pypi.org/simple/"),
+    ("https://art.example.com/api/pypi/up/", "https://art.example.com/api/pypi/read/simple",
      "https://art.example.com/api/pypi/read/simple"),
 ])
-def test_the_read_side_of_the_index_is_its_own_setting(publish_table, read_url, small_matrix, write_matrix):
-    unlabelled = small_matrix.replace('local-version = "cu130"\n', "")  # PyPI takes no local labels
-    m = matrix.load_matrix(write_matrix(unlabelled + f"[publish]\n{publish_table}\n"))
-    assert m.publish.read_url == read_url
+def test_the_read_side_of_the_index_is_its_own_setting(index_url, simple_url, read_url):
+    assert matrix.Publish(index_url=index_url, simple_url=simple_url).read_url == read_url
+
+
+def test_simple_url_is_read_from_the_matrix(small_matrix, write_matrix):
+    m = matrix.load_matrix(write_matrix(small_matrix + '[publish]\nsimple-url = "https://idx.example.com/simple/"\n'))
+    assert m.publish.read_url == "https://idx.example.com/simple/"
 
 
 def test_an_unreachable_index_is_a_publish_error_after_retries():
