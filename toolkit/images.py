@@ -117,11 +117,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     missing = {image.id: blocked[image.id] for image, _ in todo if image.id in blocked}
     missing.update({image.id: f"its wheel {w} was not built" for image, _ in todo for w in image.wheels
                     if w in unbuilt and image.id not in missing})
-    if missing and not skip_unavailable:
-        raise preflight.refuse(m, plan, missing)
-    for artifact, why in missing.items():
-        step(f"{artifact}: not built here: {why}")
-        records.append({"id": artifact, "not_built": why})
+    records += preflight.settle(m, plan, missing, skip_unavailable)
     todo = [(image, fp) for image, fp in todo if image.id not in missing]
     if not todo:
         return sorted(records, key=lambda r: r["id"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from .console import step
 from .engine import docker
 from .errors import EngineError
 from .matrix import Matrix
@@ -59,3 +60,12 @@ def refuse(m: Matrix, plan: Plan, found: dict[str, str]) -> EngineError:
     return EngineError(f"{len(found)} planned artifact(s) cannot be built on this machine:\n"
                        + "\n".join(f"  {artifact}: {why}" for artifact, why in found.items())
                        + f"\n{hint}pass --skip-unavailable to build the rest and report these as not built")
+
+
+def settle(m: Matrix, plan: Plan, missing: dict[str, str], skip_unavailable: bool) -> list[dict]:
+    """Stop with every reason, or with ``skip_unavailable`` report each as not built: its ``not_built`` record."""
+    if missing and not skip_unavailable:
+        raise refuse(m, plan, missing)
+    for artifact, why in missing.items():
+        step(f"{artifact}: not built here: {why}")
+    return [{"id": artifact, "not_built": why} for artifact, why in missing.items()]

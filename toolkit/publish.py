@@ -29,7 +29,7 @@ from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
 from .errors import CommandError, PublishError, ToolkitError
-from .manifest import Manifest, now
+from .manifest import Manifest, identity, now
 from .matrix import Matrix
 from .plan import ImageArtifact, Plan, WheelArtifact, make_plan
 from .settings import state_dir
@@ -69,10 +69,10 @@ def gates(m: Matrix, plan: Plan, dist: Path, manifest: Manifest) -> list[str]:
     problems = []
     whole = {a.id: a for a in make_plan(m).artifacts}  # a --python selection narrows no wheel's coverage
     for a in plan.artifacts:
-        record = manifest.data["artifacts"].get(a.id)
-        ident = (record or {}).get("sha256" if isinstance(a, WheelArtifact) else "digest")
-        uncovered = smoke.coverage_problems(m, whole.get(a.id, a), record) if record and ident else []
-        if not record or not ident:
+        record = manifest.get(a.id)
+        ident = identity(record)[1]
+        uncovered = smoke.coverage_problems(m, whole.get(a.id, a), record) if ident else []
+        if not ident:
             problems.append(f"{a.id}: not built (no manifest record)")
         elif uncovered:
             problems += uncovered

@@ -164,11 +164,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
         else:
             todo.append((w, fp))
     missing = preflight.blocked(m, [w for w, _ in todo])
-    if missing and not skip_unavailable:
-        raise preflight.refuse(m, plan, missing)
-    for artifact, why in missing.items():
-        step(f"{artifact}: not built here: {why}")
-        records.append({"id": artifact, "not_built": why})
+    records += preflight.settle(m, plan, missing, skip_unavailable)
     todo = [(w, fp) for w, fp in todo if w.id not in missing]
     cross_images = {}
     for version in dict.fromkeys(w.build.cuda for w, _ in todo):

@@ -11,9 +11,9 @@ from toolkit import cli
 pytestmark = pytest.mark.integration
 
 
-def test_wheels_stop_at_once_naming_what_cannot_be_built(engine_up, request, capsys):
+def test_wheels_stop_at_once_naming_what_cannot_be_built(engine_up, request, capsys, tmp_path):
     matrix = str(request.config.rootpath / "matrix.toml")
-    assert cli.main(["wheels", "--matrix", matrix, "--arch", "x86_64", "--dry-run"]) == 4
+    assert cli.main(["wheels", "--matrix", matrix, "--arch", "x86_64", "--dry-run", "--dist", str(tmp_path)]) == 4
     captured = capsys.readouterr()
     assert "wheel:saxpy:cu128:x86_64: base image nvidia/cuda:12.8.1-devel-ubuntu24.04 (linux/amd64) cannot be " \
            "pulled here" in captured.err
@@ -21,20 +21,20 @@ def test_wheels_stop_at_once_naming_what_cannot_be_built(engine_up, request, cap
     assert "cibuildwheel" not in captured.out  # not even a dry run's build command
 
 
-def test_skip_unavailable_builds_the_rest_and_reports_what_it_skipped(engine_up, request, capsys):
+def test_skip_unavailable_builds_the_rest_and_reports_what_it_skipped(engine_up, request, capsys, tmp_path):
     matrix = str(request.config.rootpath / "matrix.toml")
     assert cli.main(["wheels", "--matrix", matrix, "--arch", "x86_64", "--dry-run", "--skip-unavailable",
-                     "--json"]) == 0
+                     "--json", "--dist", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     records = json.loads(out[out.index("[\n"):])
     assert {r["id"] for r in records if "not_built" in r} == {"wheel:saxpy:cu128:x86_64", "wheel:saxpy:cu129:x86_64"}
     assert "# wheel:saxpy:cu130:x86_64: native" in out
 
 
-def test_images_refuse_an_unreachable_base_before_building(engine_up, request, capsys):
+def test_images_refuse_an_unreachable_base_before_building(engine_up, request, capsys, tmp_path):
     matrix = str(request.config.rootpath / "matrix.toml")
     assert cli.main(["images", "--matrix", matrix, "--framework", "none", "--arch", "x86_64", "--push",
-                     "--dry-run"]) == 4
+                     "--dry-run", "--dist", str(tmp_path)]) == 4
     assert "image:none:cu129:x86_64: base image nvidia/cuda:12.9.1-devel-ubuntu24.04" in capsys.readouterr().err
 
 
