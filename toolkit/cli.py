@@ -71,10 +71,26 @@ def registry_matrix_from(args: argparse.Namespace) -> Matrix:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    matrix = matrix_from(args)
+    try:
+        matrix = matrix_from(args)
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        _print_json({"matrix": str(settings.matrix_path(args.matrix)), "valid": False,
+                     "problems": list(exc.problems)})
+        return exc.exit_code
     plan = make_plan(matrix)
-    print(f"{matrix.source}: valid ({len(plan.wheels)} wheels, {len(plan.images)} images)")
+    if args.json:
+        _print_json({"matrix": str(matrix.source), "valid": True, "wheels": len(plan.wheels),
+                     "images": len(plan.images)})
+    else:
+        print(f"{matrix.source}: valid ({len(plan.wheels)} wheels, {len(plan.images)} images)")
     return 0
+
+
+def _print_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    print()
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -84,8 +100,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(workflows.github_output(matrix, plan))
         return 0
     if args.json:
-        json.dump(to_json(plan), sys.stdout, indent=2)
-        print()
+        _print_json(to_json(plan))
         return 0
     rows = [(w.id, w.build.platform, w.python_tag, w.version, w.build.toolchain.value,
              w.build.torch_arch_list, w.build.build_image) for w in plan.wheels]
@@ -97,15 +112,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    json.dump(schema(), sys.stdout, indent=2)
-    print()
+    _print_json(schema())
     return 0
 
 
 def _print_statuses(statuses: list, as_json: bool) -> None:
     if as_json:
-        json.dump([dataclasses.asdict(s) for s in statuses], sys.stdout, indent=2)
-        print()
+        _print_json([dataclasses.asdict(s) for s in statuses])
         return
     print(table(("component", "state", "version", "address", "started by", "detail"),
                 [(s.name, "up" if s.up else "DOWN", s.version, s.address, s.started_by, s.detail)
@@ -173,8 +186,7 @@ def cmd_wheels(args: argparse.Namespace) -> int:
                            mode=BuildMode(args.build_mode) if args.build_mode else None,
                            skip_unavailable=args.skip_unavailable)
     if args.json:
-        json.dump(records, sys.stdout, indent=2)
-        print()
+        _print_json(records)
     elif records:
         _print_built(records, ("artifact", "wheel", "mode", "MB", "seconds", "sha256"), lambda r: (
             r["id"], r["file"], r.get("build_mode", "-"), f"{r['size'] / 1e6:.1f}", r["build_seconds"],
@@ -218,8 +230,7 @@ def _expected_targets(args: argparse.Namespace, wheel: Path) -> tuple:
 def cmd_audit(args: argparse.Namespace) -> int:
     reports = [audit.audit_wheel(Path(w), _expected_targets(args, Path(w))) for w in args.wheels]
     if args.json:
-        json.dump([audit.to_json(r) | {"wheel": r.wheel} for r in reports], sys.stdout, indent=2)
-        print()
+        _print_json([audit.to_json(r) | {"wheel": r.wheel} for r in reports])
     for r in reports:
         if not args.json:
             print(table(("object", "SASS", "PTX", "missing", "cuobjdump"),
@@ -237,8 +248,7 @@ def cmd_images(args: argparse.Namespace) -> int:
                            Path(args.dist), push=args.push, dry_run=args.dry_run, builder=args.builder,
                            parallel=not args.sequential, force=args.force, skip_unavailable=args.skip_unavailable)
     if args.json:
-        json.dump(records, sys.stdout, indent=2)
-        print()
+        _print_json(records)
     elif records:
         _print_built(records, ("artifact", "tag", "platform", "seconds", "digest"), lambda r: (
             r["id"], r["platform_tag"], r["platform"], r["build_seconds"], r["digest"][:19]))
@@ -269,19 +279,23 @@ def cmd_publish(args: argparse.Namespace) -> int:
     dist = Path(args.dist)
     send = args.yes and not args.dry_run
     decided = publish.publish(matrix, plan, dist, yes=send, partial=args.partial)
-    print(table(("artifact", "target", "action", "detail"),
-                [(a.subject, a.target, a.action, a.detail) for a in decided]))
-    held = [a.subject for a in decided if a.action == publish.HOLD]
-    if held:
-        print(f"\nheld back, nothing published under: {', '.join(held)} (see detail)")
-    if not send:
-        print("\ndry run: nothing was sent (pass --yes to publish)")
-        return 0
-    problems = publish.verify(matrix, plan, dist)
+    problems = publish.verify(matrix, plan, dist) if send else []
+    if args.json:
+        _print_json({"sent": send, "actions": [dataclasses.asdict(a) for a in decided], "verify": problems})
+    else:
+        print(table(("artifact", "target", "action", "detail"),
+                    [(a.subject, a.target, a.action, a.detail) for a in decided]))
+        held = [a.subject for a in decided if a.action == publish.HOLD]
+        if held:
+            print(f"\nheld back, nothing published under: {', '.join(held)} (see detail)")
+        if not send:
+            print("\ndry run: nothing was sent (pass --yes to publish)")
+        elif not problems:
+            print(f"\nverified as a client: {len(plan.wheels)} wheel(s) from the index, "
+                  f"{len({i.tag for i in plan.images})} image tag(s) from the registry; SHA256SUMS, sbom.cdx.json "
+                  f"in {dist}")
     if problems:
         raise PublishError(problems)
-    print(f"\nverified as a client: {len(plan.wheels)} wheel(s) from the index, "
-          f"{len({i.tag for i in plan.images})} image tag(s) from the registry; SHA256SUMS, sbom.cdx.json in {dist}")
     return 0
 
 
@@ -309,8 +323,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     runs = smoke.smoke(matrix, plan, Path(args.dist), host=args.host, force=args.force,
                        require_gpu=args.require_gpu, require_built=args.require_built)
     if args.json:
-        json.dump([dataclasses.asdict(r) for r in runs], sys.stdout, indent=2)
-        print()
+        _print_json([dataclasses.asdict(r) for r in runs])
     else:
         print(table(("artifact", "platform", "python", "where", "result", "gpu", "seconds"),
                     [(r.artifact, r.platform, r.python, r.where or "-", r.result, r.gpu, r.seconds) for r in runs]))
@@ -341,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--matrix", metavar="PATH", default=argparse.SUPPRESS, help=matrix_help)
         return p
 
-    command("validate", cmd_validate, "check matrix.toml and report every problem")
+    p = command("validate", cmd_validate, "check matrix.toml and report every problem")
+    p.add_argument("--json", action="store_true", help="print the verdict and every problem as JSON")
     p = command("plan", cmd_plan, "expand the matrix into artifacts")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--github", action="store_true", help="print job matrices as name=json lines for $GITHUB_OUTPUT")
@@ -393,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_args(p)
     p = command("publish", cmd_publish, "publish smoke-tested wheels and images (a dry run unless --yes)")
     p.add_argument("--yes", action="store_true", help="really send (CI passes this)")
+    p.add_argument("--json", action="store_true", help="print the decisions and the client verification as JSON")
     p.add_argument("--partial", action="store_true",
                    help="make image tags from the selected platforms alone (version tags never move: the others "
                         "can never join them)")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import engine, publish, settings, smoke
+from toolkit import cli, engine, publish, settings, smoke
 from toolkit.engine import host
 from toolkit.errors import PublishError
 from toolkit.manifest import Manifest
@@ -371,7 +371,8 @@ def test_an_index_read_elsewhere_than_it_is_uploaded_to_is_read_there(release):
         server.shutdown()
 
 
-def test_ctrl_c_mid_publish_says_what_was_sent_and_a_rerun_finishes(release, fault_proxy, tmp_path, wheels_only):
+def test_ctrl_c_mid_publish_says_what_was_sent_and_a_rerun_finishes(release, fault_proxy, tmp_path, wheels_only,
+                                                                   capsys):
     m, plan, dist = _as_version(*release, "0.8.0")
     _FaultProxy.hang_from = 2  # the first upload lands, the second hangs: the moment a user presses Ctrl-C
     text = wheels_only('"3.11"')
@@ -391,6 +392,10 @@ def test_ctrl_c_mid_publish_says_what_was_sent_and_a_rerun_finishes(release, fau
     records = Manifest(dist / "manifest.json").data["artifacts"]  # whole and readable
     assert "published" in records[first.id] and "published" not in records[second.id]
     assert not list(dist.glob(".manifest-*"))
-    rerun = publish.publish(m, plan, dist, yes=True)
-    assert [a.action for a in rerun] == [publish.SKIP, publish.UPLOAD]
+    (tmp_path / "matrix.toml").write_text(text.replace(fault_proxy, m.publish.index_url))  # the index, directly
+    assert cli.main(["publish", "--matrix", str(tmp_path / "matrix.toml"), "--dist", str(dist), "--yes",
+                     "--json"]) == 0
+    rerun = json.loads(capsys.readouterr().out)
+    assert [a["action"] for a in rerun["actions"]] == [publish.SKIP, publish.UPLOAD]
+    assert rerun["sent"] is True and rerun["verify"] == []
     assert len(_held(m, "0.8.0")) == 2
