@@ -74,3 +74,20 @@ def test_gpus_are_found_through_the_driver_where_nvidia_smi_is_missing(tmp_path)
     assert hostinfo._driver_gpus(tmp_path) == [
         hostinfo.Gpu(name="NVIDIA H100 80GB HBM3", compute_capability="?", driver="580.159.04")]
     assert hostinfo._driver_gpus(tmp_path / "absent") == []
+
+
+def test_a_run_logs_in_to_a_docker_config_of_its_own(tmp_path, monkeypatch):
+    from toolkit.engine import docker
+
+    users = tmp_path / "user-docker"
+    (users / "cli-plugins").mkdir(parents=True)
+    (users / "config.json").write_text('{"credsStore": "pass"}')
+    monkeypatch.setenv("DOCKER_CONFIG", str(users))
+    monkeypatch.setenv("TOOLKIT_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "state" / "docker-config" / "999999999").mkdir(parents=True)  # left by a run that was killed
+    mine = docker.private_config.__wrapped__()
+    assert os.environ["DOCKER_CONFIG"] == str(mine) and mine.parent == tmp_path / "state" / "docker-config"
+    assert mine.stat().st_mode & 0o777 == 0o700 and (mine / "config.json").stat().st_mode & 0o777 == 0o600
+    assert (mine / "config.json").read_text() == '{"credsStore": "pass"}'  # the user's helpers still apply
+    assert (mine / "cli-plugins").resolve() == users / "cli-plugins"  # and their buildx plugin
+    assert [p.name for p in mine.parent.iterdir()] == [mine.name]

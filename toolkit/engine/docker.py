@@ -116,7 +116,8 @@ def private_config() -> Path:
     """This run's own DOCKER_CONFIG (0700, in the state directory), removed when the run ends.
 
     ``docker login`` stores the password there, never in the user's ~/.docker/config.json. It starts
-    as a copy of the user's config, so their own logins and credential helpers keep working.
+    as a copy of the user's config, and links their plugins, builders and contexts, so their own logins,
+    credential helpers and buildx keep working.
     """
     home = settings.state_dir() / "docker-config"
     home.mkdir(parents=True, exist_ok=True)
@@ -125,9 +126,12 @@ def private_config() -> Path:
             shutil.rmtree(stale, ignore_errors=True)
     mine = home / str(os.getpid())
     mine.mkdir(mode=0o700, exist_ok=True)
-    users = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
-    if users.is_file():
-        credentials.write_private(mine / "config.json", users.read_bytes())
+    users = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    if (users / "config.json").is_file():
+        credentials.write_private(mine / "config.json", (users / "config.json").read_bytes())
+    for shared in ("cli-plugins", "buildx", "contexts"):  # a user's buildx plugin, builders and contexts
+        if (users / shared).is_dir() and not (mine / shared).exists():
+            (mine / shared).symlink_to(users / shared)
     os.environ["DOCKER_CONFIG"] = str(mine)  # for every docker and buildx command this run starts
     atexit.register(shutil.rmtree, mine, ignore_errors=True)
     return mine
