@@ -74,15 +74,20 @@ def merge(fragments: list[Path]) -> dict[str, dict[str, Any]]:
     return merged
 
 
+def merged_runs(earlier: list[dict[str, Any]], later: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Smoke runs of one build side by side: a later run replaces only an earlier one of the same slot."""
+    runs = {slot(r["where"], r["python"]): r for r in earlier + later}
+    return [runs[k] for k in sorted(runs)]
+
+
 def _joined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     """Two records of the same build as one; their valid smoke runs kept side by side."""
-    runs = {slot(r["where"], r["python"]): r for r in smoke_runs(first) + smoke_runs(second)}
     joined = {**first, **second}
     tested = [s for s in (first, second) if smoke_runs(s)]
     if tested:
         joined["smoke"] = {**tested[0]["smoke"], **tested[-1]["smoke"],
                            "at": max(s["smoke"]["at"] for s in tested),
-                           "runs": [runs[k] for k in sorted(runs)]}
+                           "runs": merged_runs(smoke_runs(first), smoke_runs(second))}
     return joined
 
 

@@ -64,14 +64,17 @@ class Action:
     floating: str = ""  # images: the floating tag this publish moves ("" where it stays)
 
 
-def gates(m: Matrix, plan: Plan, dist: Path, manifest: Manifest) -> list[str]:
-    """Every reason not to publish; empty when all gates pass."""
+def gates(m: Matrix, plan: Plan, whole: Plan, dist: Path, manifest: Manifest) -> list[str]:
+    """Every reason not to publish; empty when all gates pass.
+
+    ``whole`` is the unselected plan: a --python selection narrows no wheel's coverage.
+    """
     problems = []
-    whole = {a.id: a for a in make_plan(m).artifacts}  # a --python selection narrows no wheel's coverage
+    planned = {a.id: a for a in whole.artifacts}
     for a in plan.artifacts:
         record = manifest.get(a.id)
         ident = identity(record)[1]
-        uncovered = smoke.coverage_problems(m, whole.get(a.id, a), record) if ident else []
+        uncovered = smoke.coverage_problems(m, planned.get(a.id, a), record) if ident else []
         if not ident:
             problems.append(f"{a.id}: not built (no manifest record)")
         elif uncovered:
@@ -183,8 +186,9 @@ def _image_action(m: Matrix, members: list[ImageArtifact], expected: list[ImageA
 def _newer_release(ref: str, version: str) -> str:
     """The version of the release ``ref`` points at when it is newer than ``version``, else ''."""
     labels = [(c.get("config") or {}).get("Labels") or {} for c in docker.image_configs(ref) or []]
-    found = [v for lab in labels if (v := lab.get("org.opencontainers.image.version"))]
-    return max(found, key=Version) if found and Version(max(found, key=Version)) > Version(version) else ""
+    newest = max((v for lab in labels if (v := lab.get("org.opencontainers.image.version"))), key=Version,
+                 default="")
+    return newest if newest and Version(newest) > Version(version) else ""
 
 
 @_retrying
@@ -200,15 +204,15 @@ def _registry_digests(ref: str) -> list[str] | None:
     raise TransientError(f"{ref}: {text.strip()[-200:]}")
 
 
-def actions(m: Matrix, plan: Plan, manifest: Manifest, *, partial: bool = False) -> list[Action]:
-    """Upload, skip, hold or refuse, for every wheel file and every image tag of the plan."""
+def actions(m: Matrix, plan: Plan, whole: Plan, manifest: Manifest, *, partial: bool = False) -> list[Action]:
+    """Upload, skip, hold or refuse, for every wheel file and every image tag of the plan (``whole``, the
+    unselected plan, says which platforms each tag is made of)."""
     on_index = {package: _index_files(m.publish.read_url, package) for package in {w.package for w in plan.wheels}}
     found = [_wheel_action(w, manifest.get(w.id), m.publish.index_url, on_index[w.package])
              for w in plan.wheels]
-    whole = make_plan(m).images
     for tag in dict.fromkeys(i.tag for i in plan.images):
         members = [i for i in plan.images if i.tag == tag]
-        found.append(_image_action(m, members, [i for i in whole if i.tag == tag],
+        found.append(_image_action(m, members, [i for i in whole.images if i.tag == tag],
                                    [manifest.data["artifacts"][i.id] for i in members], partial))
     return found
 
@@ -249,10 +253,11 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     ``partial`` lets an image tag be made from the platforms of a narrowed selection (for good).
     """
     manifest = Manifest(dist / "manifest.json")
-    problems = gates(m, plan, dist, manifest)
+    whole = make_plan(m)
+    problems = gates(m, plan, whole, dist, manifest)
     if problems:
         raise PublishError(problems)
-    decided = actions(m, plan, manifest, partial=partial)
+    decided = actions(m, plan, whole, manifest, partial=partial)
     refused = [a for a in decided if a.action == REFUSE]
     if refused:
         raise PublishError([f"{a.subject}: refused: {a.detail}" for a in refused])

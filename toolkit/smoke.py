@@ -27,7 +27,7 @@ from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
 from .errors import CommandError, EngineError, SmokeError
-from .manifest import Manifest, identity, now, slot, smoke_runs
+from .manifest import Manifest, identity, merged_runs, now, slot, smoke_runs
 from .matrix import Matrix
 from .plan import ImageArtifact, Plan, Selection, WheelArtifact, make_plan
 from .wheels import ca_mount
@@ -237,12 +237,10 @@ def _record(manifest: Manifest, artifact_id: str, found: list[Run], **extra: obj
     """Record ``found`` beside the runs already recorded for the same build: a run replaces only an earlier
     one of the same place and Python, so a host GPU run and container runs stand side by side."""
     record = manifest.data["artifacts"][artifact_id]
-    keys = {_slot(r) for r in found}
-    kept = [r for r in _valid_runs(record) if _slot(r) not in keys]
-    runs = sorted(kept + found, key=_slot)
+    runs = merged_runs(smoke_runs(record), [dataclasses.asdict(r) for r in found])
     key, ident = identity(record)
     manifest.record(artifact_id, smoke={key: ident, "at": now(), "host": host_arch().value, **extra,
-                                        "runs": [dataclasses.asdict(r) for r in runs]})
+                                        "runs": runs})
 
 
 def coverage_problems(m: Matrix, artifact: WheelArtifact | ImageArtifact, record: dict) -> list[str]:
