@@ -83,6 +83,12 @@ def publish(session: nox.Session) -> None:
 
 
 @nox.session
+def rehearse(session: nox.Session) -> None:
+    """Run the committed release workflow here, job by job, as GitHub would (`-- --input cuda=13.0` …)."""
+    _toolkit(session, "rehearse")
+
+
+@nox.session
 def docs(session: nox.Session) -> None:
     """Record the release manifest beside the docs and regenerate the support matrix."""
     _toolkit(session, "docs")

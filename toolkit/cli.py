@@ -31,6 +31,7 @@ from . import (
     locks,
     manifest,
     publish,
+    rehearse,
     render,
     settings,
     smoke,
@@ -38,7 +39,16 @@ from . import (
     workflows,
 )
 from .console import table
-from .errors import BuildError, ConfigError, EngineError, PublishError, ToolkitError, allowed_list, suggest
+from .errors import (
+    BuildError,
+    ConfigError,
+    EngineError,
+    PublishError,
+    RehearsalError,
+    ToolkitError,
+    allowed_list,
+    suggest,
+)
 from .manifest import Manifest, now
 from .matrix import AXES, BuildMode, Matrix, load_matrix, schema
 from .plan import Selection, make_plan, to_json
@@ -244,6 +254,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_images(args: argparse.Namespace) -> int:
     matrix = registry_matrix_from(args)
+    if args.join:
+        made = images.join(make_plan(matrix, selection_from(args)), make_plan(matrix, Selection()),
+                           Manifest(Path(args.dist) / "manifest.json"), strict=True)
+        print("\n".join(f"joined: {tag}" for tag in made) or "no image tags in the selection")
+        return 0
     records = images.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
                            Path(args.dist), push=args.push, dry_run=args.dry_run, builder=args.builder,
                            parallel=not args.sequential, force=args.force, skip_unavailable=args.skip_unavailable)
@@ -331,6 +346,30 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    repo = Path.cwd()
+    if args.dry_run:
+        print(table(("job", "needs", "runs-on"), rehearse.check(repo, Path(args.workflow))))
+        print("\ndry run: every step can be stood in for; nothing was run")
+        return 0
+    inputs = {}
+    for item in args.input:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError([f"--input {item!r}: expected NAME=VALUE (e.g. --input cuda=13.0)"])
+        inputs[name] = value
+    runs = rehearse.rehearse(repo, workflow=Path(args.workflow), inputs=inputs, root=Path(args.dir))
+    if args.json:
+        _print_json([dataclasses.asdict(r) for r in runs])
+    else:
+        print(table(("job", "name", "result", "seconds", "note"),
+                    [(r.job, r.name, r.result, r.seconds, r.note) for r in runs]))
+    failed = [r for r in runs if r.result == rehearse.FAILURE]
+    if failed:
+        raise RehearsalError("\n".join(f"{r.name}: failed ({r.note}); log: {r.log}" for r in failed))
+    return 0
+
+
 SKIP_HELP = ("build what this machine can and report the rest as not built (default: stop before building "
              "when a planned artifact's base image is out of reach)")
 
@@ -390,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the audit as JSON")
     p = command("images", cmd_images, "build the planned images with BuildKit, one per platform")
     p.add_argument("--push", action="store_true", help="push per platform and join one multi-arch tag")
+    p.add_argument("--join", action="store_true",
+                   help="build nothing: make each multi-arch build tag from the pushed platforms in the manifest "
+                        "(after every runner pushed its own); a platform never pushed is an error")
     p.add_argument("--dry-run", action="store_true", help="print the build commands, build nothing")
     p.add_argument("--builder", metavar="NAME", help="the BuildKit builder to use (e.g. a remote one)")
     p.add_argument("--sequential", action="store_true", help="build the platforms of a tag one after another")
@@ -414,6 +456,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show what would be uploaded, skipped and refused")
     p.add_argument("--dist", default="dist", metavar="DIR", help="where the artifacts and manifest are")
     add_selection_args(p)
+    p = command("rehearse", cmd_rehearse, "run the committed release workflow here, job by job, as GitHub would "
+                "(before pushing a tag)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
+                   help="a workflow_dispatch input (e.g. --input cuda=13.0 --input framework=none); without any, "
+                        "the tag push is rehearsed")
+    p.add_argument("--workflow", default=str(rehearse.RELEASE_WORKFLOW), metavar="PATH",
+                   help="the workflow, as committed at HEAD (default: %(default)s)")
+    p.add_argument("--dir", default="build/rehearse", metavar="DIR",
+                   help="the run's jobs, logs and artifacts, emptied first (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="check that every job and step can be run; run nothing")
+    p.add_argument("--json", action="store_true", help="print every job instance's result as JSON")
     p = command("manifest", cmd_manifest, "merge the manifest fragments of a release's jobs into one manifest")
     p.add_argument("action", choices=("merge",), help="merge: join FRAGMENTs; two builds of one artifact fail")
     p.add_argument("fragments", nargs="+", metavar="FRAGMENT", help="manifest.json files, one per job or slice")

@@ -71,6 +71,12 @@ class BusyError(ToolkitError):
     exit_code = 9
 
 
+class RehearsalError(ToolkitError):
+    """A job of the rehearsed workflow failed, as it would have failed on GitHub."""
+
+    exit_code = 10
+
+
 def suggest(value: str, allowed: Iterable[str]) -> str:
     """Return ' (did you mean "x"?)' for a close match among ``allowed``, else ''."""
     match = difflib.get_close_matches(value, list(allowed), n=1, cutoff=0.6)

@@ -22,7 +22,7 @@ from .engine.daemon import host_arch
 from .errors import BuildError, CommandError
 from .manifest import Manifest, now
 from .matrix import Matrix
-from .plan import ImageArtifact, Plan
+from .plan import ImageArtifact, Plan, Selection, make_plan
 
 
 def labels(m: Matrix, image: ImageArtifact, root: Path) -> dict[str, str]:
@@ -149,19 +149,39 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                 manifest.record(image.id, **record)
                 records.append({"id": image.id, **record})
     if push:
-        _join(plan, manifest)
+        join(plan, make_plan(m, Selection()), manifest, strict=False)
     return sorted(records, key=lambda r: r["id"])
 
 
-def _join(plan: Plan, manifest: Manifest) -> None:
-    """One build tag per image, from every pushed platform the manifest records for it.
+def join(plan: Plan, whole: Plan, manifest: Manifest, *, strict: bool) -> list[str]:
+    """Make each selected image's build tag from every platform that the (merged) manifest records as pushed.
 
-    A build of one platform must not drop the others from the multi-arch tag.
+    A tag waits until all of its planned platforms (``whole``: the unselected plan) are pushed, so that one
+    runner's build never drops the others' platforms; ``strict`` (``--join``, after every runner) makes a
+    platform never pushed, or a digest the registry does not hold, an error. Returns the tags made.
     """
+    problems, made = [], []
     for image in {build_tag(i): i for i in plan.images}.values():
         repo = image.tag.rsplit(":", 1)[0]
-        digests = {r["platform"]: r["digest"] for r in manifest.data["artifacts"].values()
-                   if r.get("kind") == "image" and r.get("tag") == image.tag and r.get("pushed")}
-        refs = [f"{repo}@{digest}" for _, digest in sorted(digests.items())]
-        step(f"joining {build_tag(image)} from {len(refs)} platform(s)")
-        docker.imagetools_create(build_tag(image), refs)
+        pushed = {r["platform"]: r["digest"] for r in manifest.data["artifacts"].values()
+                  if r.get("kind") == "image" and r.get("tag") == image.tag and r.get("pushed") and r.get("digest")}
+        missing = sorted({i.build.platform for i in whole.images if i.tag == image.tag} - set(pushed))
+        if missing:
+            if strict:
+                problems.append(f"{build_tag(image)}: {', '.join(missing)} never pushed (no pushed record in "
+                                f"{manifest.path}); run `toolkit images --push` for it first")
+            else:
+                step(f"{build_tag(image)}: joined once {', '.join(missing)} are pushed too (`toolkit images --join`)")
+            continue
+        step(f"joining {build_tag(image)} from {len(pushed)} platform(s)")
+        try:
+            docker.imagetools_create(build_tag(image), [f"{repo}@{d}" for _, d in sorted(pushed.items())],
+                                     capture=True)
+        except CommandError as exc:
+            problems.append(f"{build_tag(image)}: the registry does not hold every pushed platform "
+                            f"({', '.join(sorted(pushed))}): {exc}")
+            continue
+        made.append(build_tag(image))
+    if problems:
+        raise BuildError("\n".join(problems))
+    return made

@@ -24,7 +24,7 @@ from packaging.version import InvalidVersion, Version
 from pypi_simple import NoSuchProjectError, PyPISimple, UnsupportedContentTypeError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from . import smoke, tools
+from . import settings, smoke, tools
 from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
@@ -32,9 +32,9 @@ from .errors import CommandError, PublishError, ToolkitError
 from .manifest import Manifest, identity, now
 from .matrix import Matrix
 from .plan import ImageArtifact, Plan, WheelArtifact, make_plan
-from .settings import state_dir
 from .wheels import sha256
 
+METADATA_FILES = ("manifest.json", "SHA256SUMS", "sbom.cdx.json")  # what a release publishes beside its files
 UPLOAD, SKIP, REFUSE = "upload", "skip (already published)", "REFUSE"
 HOLD = "hold (platforms missing)"
 _OCI_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
@@ -218,9 +218,13 @@ def actions(m: Matrix, plan: Plan, whole: Plan, manifest: Manifest, *, partial: 
 
 
 @_retrying
-def _twine_upload(path: Path, index_url: str, cred: credentials.Credential) -> None:
-    env = {"TWINE_USERNAME": cred.username, "TWINE_PASSWORD": cred.password, "TWINE_NON_INTERACTIVE": "1",
-           "NO_COLOR": "1"}
+def _twine_upload(path: Path, index_url: str, cred: credentials.Credential | None) -> None:
+    # No credential: twine (>= 7) mints a PyPI token through trusted publishing (the CI's OIDC token),
+    # which it tries for PyPI's upload URL when the user name is __token__ and no password is set
+    # (an empty TWINE_PASSWORD, as a workflow's unset secret gives, counts as set: it is removed).
+    login = {"TWINE_USERNAME": cred.username, "TWINE_PASSWORD": cred.password} if cred else {
+        "TWINE_USERNAME": "__token__", "TWINE_PASSWORD": None}
+    env = {**login, "TWINE_NON_INTERACTIVE": "1", "NO_COLOR": "1"}
     proc = tools.run([sys.executable, "-m", "twine", "upload", "--disable-progress-bar", "--repository-url",
                       index_url, path], env=env, capture=True, check=False)
     text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr).split())
@@ -243,8 +247,11 @@ def _imagetools_create(tag: str, refs: list[str]) -> None:
         raise TransientError(str(exc)) from None
 
 
-def _index_credential() -> credentials.Credential:
-    return credentials.load(state_dir(), "index")
+def _index_credential(m: Matrix) -> credentials.Credential | None:
+    """TWINE_USERNAME/TWINE_PASSWORD; else, for PyPI, none (trusted publishing); else the engine's index's."""
+    if m.publish.is_pypi and not settings.env_credentials(settings.INDEX_USER_ENV, settings.INDEX_PASSWORD_ENV):
+        return None
+    return credentials.load(settings.state_dir(), "index")
 
 
 def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = False) -> list[Action]:
@@ -254,6 +261,9 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     """
     manifest = Manifest(dist / "manifest.json")
     whole = make_plan(m)
+    earlier = published_metadata(m) if yes else {}
+    if "manifest.json" in earlier:
+        adopt_published(manifest, json.loads(earlier["manifest.json"]))
     problems = gates(m, plan, whole, dist, manifest)
     if problems:
         raise PublishError(problems)
@@ -268,8 +278,10 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     except TransientError as exc:
         raise PublishError([f"gave up after {_ATTEMPTS} tries: {exc}; what was sent is recorded, "
                             "so a re-run sends only the rest"]) from None
-    if not any(a.action == UPLOAD for a in decided) and _registry_digests(metadata_image(m)) is not None:
+    if not any(a.action == UPLOAD for a in decided) and earlier:
         step(f"{metadata_image(m)}: up to date (nothing new was published)")
+        for name in ("SHA256SUMS", "sbom.cdx.json"):
+            (dist / name).write_bytes(earlier[name])
         return decided
     wheels, images = released(m, manifest)
     write_sha256sums(dist, wheels)
@@ -293,6 +305,34 @@ def released(m: Matrix, manifest: Manifest) -> tuple[list[dict], list[dict]]:
     return wheels, images
 
 
+def adopt_published(manifest: Manifest, earlier: dict) -> None:
+    """What earlier publishes of this version recorded (the registry's release manifest) joins this manifest:
+    the records of artifacts this run did not build, whole, and the published mark of those it built again
+    identically. A CI run starts from an empty manifest, yet SHA256SUMS and the SBOM must keep every file
+    the version ever released."""
+    for artifact_id, old in (earlier.get("artifacts") or {}).items():
+        if not old.get("published"):
+            continue
+        current = manifest.get(artifact_id)
+        if not current:
+            manifest.record(artifact_id, **old)
+        elif identity(current) == identity(old) and not current.get("published"):
+            manifest.record(artifact_id, published=old["published"])
+
+
+def published_metadata(m: Matrix) -> dict[str, bytes]:
+    """The release manifest, SHA256SUMS and SBOM that the registry holds for this version (none yet: empty)."""
+    image = metadata_image(m)
+    if _registry_digests(image) is None:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="release-") as tmp:
+        context = Path(tmp)
+        (context / "Dockerfile").write_text(f"FROM {image}\n")
+        tools.run(docker.build_argv(dockerfile=context / "Dockerfile", platform="linux/amd64", tag="",
+                                    context=context, output=context / "out"), capture=True)
+        return {name: (context / "out" / "release" / name).read_bytes() for name in METADATA_FILES}
+
+
 def metadata_image(m: Matrix) -> str:
     """Where the release manifest, SHA256SUMS and SBOM of this version are pushed."""
     return f"{m.publish.image_repository}/release-metadata:{m.project.version}"
@@ -301,7 +341,7 @@ def metadata_image(m: Matrix) -> str:
 def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[Action]) -> None:
     if plan.images:
         docker.login(m.publish.image_repository.split("/")[0], docker.registry_credential())
-    cred = _index_credential()
+    cred = _index_credential(m)
     for a in decided:
         if a.action != UPLOAD:
             continue
@@ -328,9 +368,9 @@ def _publish_metadata(m: Matrix, dist: Path) -> str:
     image = metadata_image(m)
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         context = Path(tmp)
-        for name in ("manifest.json", "SHA256SUMS", "sbom.cdx.json"):
+        for name in METADATA_FILES:
             (context / name).write_bytes((dist / name).read_bytes())
-        (context / "Dockerfile").write_text("FROM scratch\nCOPY manifest.json SHA256SUMS sbom.cdx.json /release/\n")
+        (context / "Dockerfile").write_text(f"FROM scratch\nCOPY {' '.join(METADATA_FILES)} /release/\n")
         tools.run(docker.build_argv(dockerfile=context / "Dockerfile", platform="linux/amd64", tag=image,
                                     context=context), capture=True)
     return image
@@ -380,9 +420,11 @@ def download_target(filename: str) -> list[str]:
 
 
 def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
-    """Fetch every published artifact as a client would and compare it with the manifest and SHA256SUMS."""
+    """Fetch every published artifact as a client would and compare it with the manifest and the SHA256SUMS
+    that the registry publishes."""
     manifest = Manifest(dist / "manifest.json")
-    sums = {name: digest for digest, name in (line.split("  ", 1) for line in _read_lines(dist / "SHA256SUMS"))}
+    published = published_metadata(m).get("SHA256SUMS", b"").decode().splitlines()
+    sums = {name: digest for digest, name in (line.split("  ", 1) for line in published)}
     problems = []
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         for w in plan.wheels:
@@ -397,8 +439,8 @@ def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
                 problems.append(f"{w.id}: pip download from the index did not return the published file "
                                 f"({proc.stderr.strip()[-200:]})")
             elif sums.get(got.name) != record["sha256"]:
-                problems.append(f"{w.id}: SHA256SUMS says {sums.get(got.name, 'nothing')[:16]} for {got.name}, "
-                                f"the index served {record['sha256'][:16]}")
+                problems.append(f"{w.id}: the published SHA256SUMS says {sums.get(got.name, 'nothing')[:16]} for "
+                                f"{got.name}, the index served {record['sha256'][:16]}")
             elif w.build.arch is host_arch():
                 problems += _install_in_clean_venv(w, index, Path(tmp) / "venv")
     for tag in dict.fromkeys(i.tag for i in plan.images):
@@ -410,7 +452,3 @@ def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
         if held != wanted:
             problems.append(f"{tag}: the registry holds {held}, the manifest records {wanted}")
     return problems
-
-
-def _read_lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []

@@ -27,7 +27,7 @@ def matrix_path(flag: str | None) -> Path:
 def state_dir() -> Path:
     """Where the engine keeps pids, logs, configs, credentials and caches."""
     default = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gpu-toolkit"
-    return Path(os.environ.get(STATE_ENV) or default)
+    return Path(os.environ.get(STATE_ENV) or default).absolute()  # services run elsewhere than the caller
 
 
 def ca_bundle() -> Path | None:

@@ -52,23 +52,25 @@ def spawn(argv: Sequence[str | Path], log: Path, *, env: Mapping[str, str] | Non
     # Service logs may show addresses, user names and tokens: readable by their owner only.
     with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         os.fchmod(out.fileno(), 0o600)
+        # In the log's folder: a service outlives the caller's working directory (a CI job's checkout).
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=full_env)
+                                start_new_session=True, env=full_env, cwd=log.parent)
     return proc.pid
 
 
 def run(argv: Sequence[str | Path], *, capture: bool = False, check: bool = True, quiet: bool = False,
-        env: Mapping[str, str] | None = None, cwd: Path | None = None, input: str | None = None,
+        env: Mapping[str, str | None] | None = None, cwd: Path | None = None, input: str | None = None,
         timeout: float | None = None, log: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (never through a shell); raise CommandError when it fails and ``check``.
 
+    ``env`` is laid over this process's environment; a None value removes that variable.
     ``log`` sends all output to a file (parallel builds would interleave on a terminal).
     """
     args = [str(a) for a in argv]
     _require(args)
     if not quiet:
         say(f"+ {mask(shlex.join(args))}")
-    full_env = {**os.environ, **env} if env is not None else None
+    full_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None} if env is not None else None
     try:
         # Uncaptured output goes to stderr so that stdout stays clean for --json.
         with open(log, "w") if log else contextlib.nullcontext() as out:

@@ -42,8 +42,12 @@ def github_output(m: Matrix, plan: Plan) -> str:
 
 
 def context(m: Matrix) -> dict[str, object]:
-    """What the workflow templates print: pinned actions, runners, Python, GPU labels."""
-    return {"actions": ACTIONS, "python": m.ci.python, "gpu_runner": json.dumps(list(m.ci.gpu_runner)),
+    """What the workflow templates print: pinned actions, runners, Python, GPU labels, dispatch inputs."""
+    axes = [axis for axis in ("arch", "cuda", "framework") if getattr(m.axes, axis)]
+    return {"selection_axes": axes,
+            # an empty value selects everything, so a tag push (no inputs) releases the whole plan
+            "select_flags": " ".join(f'--{a} "$SELECT_{a.upper()}"' for a in axes),
+            "actions": ACTIONS, "python": m.ci.python, "gpu_runner": json.dumps(list(m.ci.gpu_runner)),
             "plan_runner": m.ci.runners.get("x86_64") or next(iter(m.ci.runners.values())),
             "has_gpu_arch": "x86_64" in (a.value for a in m.axes.arch),
             "native_runners": ", ".join(f"{a.value} on {m.ci.runners.get(a.value, '(no runner)')}"

@@ -17,6 +17,8 @@ import pytest
 from toolkit import images, settings, tools
 from toolkit.engine import credentials
 from toolkit.engine import docker as adapter
+from toolkit.errors import BuildError
+from toolkit.manifest import Manifest
 from toolkit.plan import Selection, make_plan
 
 pytestmark = pytest.mark.integration
@@ -29,6 +31,20 @@ def test_multi_arch_tag_holds_both_platforms(built_images):
     _, records = built_images
     assert {r["platform"] for r in records.values()} == {"linux/amd64", "linux/arm64"}
     assert all(r["digest"].startswith("sha256:") for r in records.values())
+
+
+def test_a_join_fails_for_a_platform_the_registry_never_received(built_images, repo_matrix, tmp_path):
+    dist, records = built_images
+    manifest = Manifest(tmp_path / "manifest.json")
+    manifest.data["artifacts"] = json.loads((dist / "manifest.json").read_text())["artifacts"]
+    # the aarch64 runner's fragment says pushed, but its push never reached the registry
+    manifest.record("image:none:cu130:aarch64", digest="sha256:" + "0" * 64)
+    plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",)))
+    with pytest.raises(BuildError, match="does not hold every pushed platform"):
+        images.join(plan, make_plan(repo_matrix, Selection()), manifest, strict=True)
+    assert sorted(adapter.platforms_of(TAG)) == ["linux/amd64", "linux/arm64"]  # the build tag was left as it was
+    manifest.record("image:none:cu130:aarch64", digest=records["image:none:cu130:aarch64"]["digest"])
+    assert images.join(plan, make_plan(repo_matrix, Selection()), manifest, strict=True) == [TAG]
 
 
 @pytest.mark.parametrize("platform, machine", [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")])

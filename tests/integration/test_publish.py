@@ -336,12 +336,20 @@ def test_the_floating_tag_never_moves_back_to_an_older_release(image_release):
     assert publish.verify(old_m, old_plan, old_dist) == []
 
 
-def test_release_metadata_grows_with_each_publish_of_a_version(release):
+def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh_manifest(release):
     m, plan, dist = _as_version(*release, "0.6.0")
     first, second = ([w for w in plan.wheels if w.build.arch.value == arch] for arch in ("x86_64", "aarch64"))
     publish.publish(m, dataclasses.replace(plan, wheels=tuple(first)), dist, yes=True)
     assert (dist / "SHA256SUMS").read_text().count(".whl") == 1
     metadata = _digest(publish.metadata_image(m))
+    # The second publish is a CI run's: a fresh manifest knowing only what its own jobs built.
+    fresh = dist.parent / "fresh"
+    fresh.mkdir()
+    built = Manifest(dist / "manifest.json").data["artifacts"]
+    for w in second:
+        shutil.copy(dist / built[w.id]["file"], fresh)
+        Manifest(fresh / "manifest.json").record(w.id, **built[w.id])
+    dist = fresh
     publish.publish(m, dataclasses.replace(plan, wheels=tuple(second)), dist, yes=True)
     sums = (dist / "SHA256SUMS").read_text()
     records = Manifest(dist / "manifest.json").data["artifacts"]
@@ -353,7 +361,9 @@ def test_release_metadata_grows_with_each_publish_of_a_version(release):
     assert _digest(publish.metadata_image(m)) != metadata
     assert publish.verify(m, plan, dist) == []
     first_file = records[first[0].id]["file"]
-    (dist / "SHA256SUMS").write_text(sums.replace(f"  {first_file}", f"0  {first_file}"))  # a sum gone wrong
+    # a sum gone wrong where clients read it: the registry's release metadata, not the local file
+    (dist / "SHA256SUMS").write_text(sums.replace(f"  {first_file}", f"0  {first_file}"))
+    publish._publish_metadata(m, dist)
     assert [p.split(":")[0:4] for p in publish.verify(m, plan, dist)] == [first[0].id.split(":")]
 
 
