@@ -649,10 +649,10 @@ def rehearse(repo: Path, *, workflow: Path = RELEASE_WORKFLOW, inputs: Mapping[s
     """
     root = (root or repo / "build" / "rehearse").resolve()
     with locks.hold(root.parent / f"{root.name}.run", f"the rehearsal folder {root}"):
+        rehearsal = Rehearsal(repo, workflow, root, inputs=inputs or {}, between_jobs=between_jobs)  # checks first
         if root.exists():
             shutil.rmtree(root)
         root.mkdir(parents=True)
-        rehearsal = Rehearsal(repo, workflow, root, inputs=inputs or {}, between_jobs=between_jobs)
         if _git(repo, "status", "--porcelain", "--untracked-files=no"):
             say(f"note: {repo} has uncommitted changes; GitHub runs the pushed commit, so the rehearsal runs "
                 f"HEAD ({rehearsal.sha[:12]}) without them")
