@@ -307,8 +307,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
             print("\ndry run: nothing was sent (pass --yes to publish)")
         elif not problems:
             print(f"\nverified as a client: {len(plan.wheels)} wheel(s) from the index, "
-                  f"{len({i.tag for i in plan.images})} image tag(s) from the registry; SHA256SUMS, sbom.cdx.json "
-                  f"in {dist}")
+                  f"{len({i.tag for i in plan.images})} image tag(s) from the registry, their signatures and that "
+                  f"of SHA256SUMS; SHA256SUMS(.sig), cosign.pub, sbom.cdx.json in {dist}")
     if problems:
         raise PublishError(problems)
     return 0

@@ -24,7 +24,7 @@ from packaging.version import InvalidVersion, Version
 from pypi_simple import NoSuchProjectError, PyPISimple, UnsupportedContentTypeError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from . import settings, smoke, tools
+from . import settings, signing, smoke, tools
 from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
@@ -34,7 +34,8 @@ from .matrix import Matrix
 from .plan import ImageArtifact, Plan, WheelArtifact, make_plan
 from .wheels import sha256
 
-METADATA_FILES = ("manifest.json", "SHA256SUMS", "sbom.cdx.json")  # what a release publishes beside its files
+# What a release publishes beside its files (the signature of SHA256SUMS and the key that verifies it too).
+METADATA_FILES = ("manifest.json", "SHA256SUMS", "SHA256SUMS.sig", "cosign.pub", "sbom.cdx.json")
 UPLOAD, SKIP, REFUSE = "upload", "skip (already published)", "REFUSE"
 HOLD = "hold (platforms missing)"
 _OCI_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
@@ -278,13 +279,14 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     except TransientError as exc:
         raise PublishError([f"gave up after {_ATTEMPTS} tries: {exc}; what was sent is recorded, "
                             "so a re-run sends only the rest"]) from None
-    if not any(a.action == UPLOAD for a in decided) and earlier:
+    if not any(a.action == UPLOAD for a in decided) and set(earlier) == set(METADATA_FILES):
         step(f"{metadata_image(m)}: up to date (nothing new was published)")
-        for name in ("SHA256SUMS", "sbom.cdx.json"):
+        for name in METADATA_FILES[1:]:
             (dist / name).write_bytes(earlier[name])
         return decided
     wheels, images = released(m, manifest)
-    write_sha256sums(dist, wheels)
+    signing.sign_blob(settings.state_dir(), write_sha256sums(dist, wheels))
+    (dist / "cosign.pub").write_bytes(signing.public_key(settings.state_dir()).read_bytes())
     write_sbom(m, wheels, images, dist)
     _publish_metadata(m, dist)
     return decided
@@ -330,7 +332,8 @@ def published_metadata(m: Matrix) -> dict[str, bytes]:
         (context / "Dockerfile").write_text(f"FROM {image}\n")
         tools.run(docker.build_argv(dockerfile=context / "Dockerfile", platform="linux/amd64", tag="",
                                     context=context, output=context / "out"), capture=True)
-        return {name: (context / "out" / "release" / name).read_bytes() for name in METADATA_FILES}
+        out = context / "out" / "release"  # a release published before signing has no signature files
+        return {name: (out / name).read_bytes() for name in METADATA_FILES if (out / name).exists()}
 
 
 def metadata_image(m: Matrix) -> str:
@@ -342,25 +345,34 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
     if plan.images:
         docker.login(m.publish.image_repository.split("/")[0], docker.registry_credential())
     cred = _index_credential(m)
+    state = settings.state_dir()
     for a in decided:
+        image = not a.subject.startswith("wheel:")
+        if image and a.action == UPLOAD and _registry_digests(a.subject) is None:
+            _imagetools_create(a.subject, _refs(plan, manifest, a.subject))
+        if image and a.action in (UPLOAD, SKIP) and signing.verify_image(state, a.subject, signing.public_key(state)):
+            # unsigned: new, a crash between tag and signature, or published before signing (a tag holding
+            # other content than the manifest records was refused before anything was sent)
+            signing.sign_image(state, a.subject)
         if a.action != UPLOAD:
             continue
-        if a.subject.startswith("wheel:"):
+        if not image:
             record = manifest.get(a.subject)
             _twine_upload(dist / record["file"], m.publish.index_url, cred)
             manifest.record(a.subject, published={"index": m.publish.index_url, "sha256": record["sha256"],
                                                    "at": now()})
         else:
-            members = [i for i in plan.images if i.tag == a.subject]
-            repo = a.subject.rsplit(":", 1)[0]
-            refs = [f"{repo}@{manifest.get(i.id)['digest']}" for i in members]
-            if _registry_digests(a.subject) is None:
-                _imagetools_create(a.subject, refs)
-            if a.floating:
-                _imagetools_create(a.floating, refs)
-            for i in members:
+            if a.floating:  # the same digest as the signed version tag
+                _imagetools_create(a.floating, _refs(plan, manifest, a.subject))
+            for i in (i for i in plan.images if i.tag == a.subject):
                 manifest.record(i.id, published={"tags": [a.subject, *filter(None, [a.floating])], "at": now(),
                                                  "digest": manifest.get(i.id)["digest"]})
+
+
+def _refs(plan: Plan, manifest: Manifest, tag: str) -> list[str]:
+    """The recorded digest of every planned platform of ``tag``, as references in its repository."""
+    repo = tag.rsplit(":", 1)[0]
+    return [f"{repo}@{manifest.get(i.id)['digest']}" for i in plan.images if i.tag == tag]
 
 
 def _publish_metadata(m: Matrix, dist: Path) -> str:
@@ -423,10 +435,17 @@ def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
     """Fetch every published artifact as a client would and compare it with the manifest and the SHA256SUMS
     that the registry publishes."""
     manifest = Manifest(dist / "manifest.json")
-    published = published_metadata(m).get("SHA256SUMS", b"").decode().splitlines()
+    state = settings.state_dir()
+    key = signing.public_key(state)
+    metadata = published_metadata(m)
+    published = metadata.get("SHA256SUMS", b"").decode().splitlines()
     sums = {name: digest for digest, name in (line.split("  ", 1) for line in published)}
     problems = []
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
+        for name in ("SHA256SUMS", "SHA256SUMS.sig"):
+            (Path(tmp) / name).write_bytes(metadata.get(name, b""))
+        problem = signing.verify_blob(state, Path(tmp) / "SHA256SUMS", Path(tmp) / "SHA256SUMS.sig", key)
+        problems += [f"{metadata_image(m)}: {problem}"] if problem else []
         for w in plan.wheels:
             record = manifest.get(w.id)
             target = Path(tmp) / w.id.replace(":", "_")
@@ -451,4 +470,5 @@ def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
         wanted = sorted(r["digest"] for r in members)
         if held != wanted:
             problems.append(f"{tag}: the registry holds {held}, the manifest records {wanted}")
+        problems += list(filter(None, [signing.verify_image(state, tag, key)]))
     return problems

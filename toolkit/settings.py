@@ -14,6 +14,8 @@ STATE_ENV = "TOOLKIT_STATE_DIR"
 # directory at first start unless these are set.
 REGISTRY_USER_ENV, REGISTRY_PASSWORD_ENV = "TOOLKIT_REGISTRY_USERNAME", "TOOLKIT_REGISTRY_PASSWORD"
 INDEX_USER_ENV, INDEX_PASSWORD_ENV = "TWINE_USERNAME", "TWINE_PASSWORD"
+# The password of the release signing key (generated into the state directory unless set).
+SIGNING_PASSWORD_ENV = "TOOLKIT_SIGNING_PASSWORD"
 # Where a CA bundle for an intercepting proxy is found, in the order pip and requests look.
 CA_ENVS = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")

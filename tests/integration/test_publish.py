@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import cli, engine, publish, settings, smoke
+from toolkit import cli, engine, publish, settings, smoke, tools
 from toolkit.engine import host
 from toolkit.errors import PublishError
 from toolkit.manifest import Manifest
@@ -322,6 +322,32 @@ def test_a_narrowed_publish_holds_the_version_tag_unless_told(image_release, cap
     assert _tag_digests(tag) == [Manifest(dist / "manifest.json").get(plan.images[0].id)["digest"]]
 
 
+def test_published_images_and_sums_are_signed_and_other_content_under_the_tag_fails(image_release, monkeypatch,
+                                                                                      capfd):
+    argvs = []
+    real_run = tools.run
+    monkeypatch.setattr(tools, "run", lambda argv, **kw: argvs.append([str(a) for a in argv]) or real_run(argv, **kw))
+    m, plan, dist = image_release("5.0.0")
+    tag = plan.images[0].tag
+    publish.publish(m, plan, dist, yes=True)
+    assert publish.verify(m, plan, dist) == []
+    assert any(a[1:2] == ["sign"] and a[-1] == tag for a in argvs)  # cosign signed the version tag's digest
+    assert any(a[1:2] == ["sign-blob"] for a in argvs) and (dist / "SHA256SUMS.sig").exists()
+    state = Path(os.environ["TOOLKIT_STATE_DIR"])
+    assert "ENCRYPTED SIGSTORE PRIVATE KEY" in (state / "signing" / "cosign.key").read_text()
+    password = json.loads((state / "credentials.json").read_text())["signing"]  # generated: none was set
+    seen = capfd.readouterr()
+    assert all(password not in " ".join(a) for a in argvs) and password not in seen.out + seen.err
+
+    # the tag re-pushed with other content (one platform only): its digest has no signature
+    records = Manifest(dist / "manifest.json").data["artifacts"]
+    amd64 = next(r["digest"] for r in records.values() if r.get("platform") == "linux/amd64")
+    subprocess.run(["docker", "buildx", "imagetools", "create", f"--tag={tag}", f"{tag.rsplit(':', 1)[0]}@{amd64}"],
+                   check=True, capture_output=True)
+    problems = publish.verify(m, plan, dist)
+    assert any(p.startswith(f"{tag}: no valid signature") for p in problems), problems
+
+
 def test_the_floating_tag_never_moves_back_to_an_older_release(image_release):
     new_m, new_plan, new_dist = image_release("2.0.0")
     publish.publish(new_m, new_plan, new_dist, yes=True)
@@ -364,7 +390,9 @@ def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh
     # a sum gone wrong where clients read it: the registry's release metadata, not the local file
     (dist / "SHA256SUMS").write_text(sums.replace(f"  {first_file}", f"0  {first_file}"))
     publish._publish_metadata(m, dist)
-    assert [p.split(":")[0:4] for p in publish.verify(m, plan, dist)] == [first[0].id.split(":")]
+    problems = publish.verify(m, plan, dist)
+    assert [p.split(":")[0:4] for p in problems if p.startswith("wheel:")] == [first[0].id.split(":")]
+    assert any("SHA256SUMS: its signature does not verify" in p for p in problems), problems
 
 
 def test_an_index_read_elsewhere_than_it_is_uploaded_to_is_read_there(release):

@@ -11,7 +11,9 @@ import dataclasses
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import settings, tools
 
@@ -36,13 +38,19 @@ def load(state: Path, service: str) -> Credential:
     if from_env:
         cred = Credential(*from_env)
     else:
-        stored = _read(state)
-        if service not in stored:
-            stored[service] = {"username": "toolkit", "password": secrets.token_urlsafe(24)}
-            _write(state, stored)
-        cred = Credential(stored[service]["username"], stored[service]["password"])
+        stored = stored_secret(state, service, lambda: {"username": "toolkit", "password": secrets.token_urlsafe(24)})
+        cred = Credential(stored["username"], stored["password"])
     tools.register_secret(cred.password)
     return cred
+
+
+def stored_secret(state: Path, name: str, make: Callable[[], Any]) -> Any:
+    """The secret kept under ``name`` in the state's 0600 credentials file, made by ``make`` at first use."""
+    stored = _read(state)
+    if name not in stored:
+        stored[name] = make()
+        _write(state, stored)
+    return stored[name]
 
 
 def _read(state: Path) -> dict:

@@ -81,19 +81,35 @@ def ensure_buildx(state: Path) -> Status:
 
 
 def _install_trixie_buildx(workdir: Path) -> None:
+    require_root("docker buildx", "install Debian trixie's docker-buildx package")
+    step("installing docker-buildx from Debian trixie")
+    tools.run(["dpkg", "-i", _trixie_download(workdir, "docker-buildx")])
+
+
+def _trixie_download(workdir: Path, package: str) -> Path:
+    """The .deb of ``package`` from Debian trixie (apt with lists of its own: the host's sources stay as they are)."""
     lists = workdir / "lists"
     (lists / "partial").mkdir(parents=True, exist_ok=True)
     sources = workdir / "sources.list"
     sources.write_text(_TRIXIE_SOURCES)
     apt = ["apt-get", "-o", f"Dir::Etc::SourceList={sources}", "-o", "Dir::Etc::SourceParts=/dev/null",
            "-o", f"Dir::State::Lists={lists}"]
-    require_root("docker buildx", "install Debian trixie's docker-buildx package")
-    step("installing docker-buildx from Debian trixie")
     tools.run([*apt, "update", "-qq"])
-    for old in workdir.glob("docker-buildx_*.deb"):
+    for old in workdir.glob(f"{package}_*.deb"):
         old.unlink()
-    tools.run([*apt, "download", "docker-buildx"], cwd=workdir)
-    tools.run(["dpkg", "-i", *sorted(workdir.glob("docker-buildx_*.deb"))])
+    tools.run([*apt, "download", package], cwd=workdir)
+    return next(iter(sorted(workdir.glob(f"{package}_*.deb"))))
+
+
+def cosign(state: Path) -> Path:
+    """cosign on PATH, else trixie's package unpacked into the state directory once (a static binary: no root)."""
+    found = tools.which("cosign")
+    unpacked = state / "cosign" / "usr" / "bin" / "cosign"
+    if found or unpacked.exists():
+        return Path(found or unpacked)
+    step("fetching cosign from Debian trixie")
+    tools.run(["dpkg-deb", "-x", _trixie_download(state / "apt-trixie", "cosign"), state / "cosign"])
+    return unpacked
 
 
 def emulated_platforms() -> list[str]:
