@@ -468,9 +468,11 @@ class Rehearsal:
             self.results[job_id] = FAILURE
             return [JobRun(job=job_id, name=job_id, result=FAILURE, note=str(exc))]
         if not wanted:
-            step(f"{job_id}: skipped (if: {job.get('if', 'success()')} is false)")
+            unsuccessful = [f"{n} {r['result']}" for n, r in needs.items() if r["result"] != SUCCESS]
+            why = f"if: {job.get('if', 'success()')}" + (f", with {', '.join(unsuccessful)}" if unsuccessful else "")
+            step(f"{job_id}: skipped ({why})")
             self.results[job_id] = SKIPPED
-            return [JobRun(job=job_id, name=job_id, result=SKIPPED, note=f"if: {job.get('if', 'success()')}")]
+            return [JobRun(job=job_id, name=job_id, result=SKIPPED, note=why)]
         runs = [self._instance(job_id, job, {**contexts, "matrix": combo, "secrets": secrets,
                                              "strategy": {"job-index": i, "job-total": len(combos)}}, i)
                 for i, combo in enumerate(combos)]
