@@ -41,10 +41,10 @@ from .matrix import tomllib
 
 RELEASE_WORKFLOW = Path(".github/workflows/release.yml")
 SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
+# permissions, environment and concurrency change nothing on one machine; anything not listed is refused.
 _JOB_KEYS = {"name", "needs", "if", "runs-on", "permissions", "environment", "concurrency", "outputs", "env",
-             "strategy", "steps", "timeout-minutes"}
-_STEP_KEYS = {"id", "name", "if", "uses", "with", "run", "env", "shell", "working-directory", "continue-on-error",
-              "timeout-minutes"}
+             "strategy", "steps"}
+_STEP_KEYS = {"id", "name", "if", "uses", "with", "run", "env", "shell", "working-directory", "continue-on-error"}
 _STRATEGY_KEYS = {"matrix", "fail-fast", "max-parallel"}
 _SHELLS = {None: ["bash", "-e"], "bash": ["bash", "--noprofile", "--norc", "-eo", "pipefail"], "sh": ["sh", "-e"]}
 # sudo as GitHub's Ubuntu runners configure it (env_reset, secure_path), for a rehearsal run as root without sudo.
@@ -513,7 +513,7 @@ class Rehearsal:
                     contexts["job"]["status"] = FAILURE
             self.outputs[job_id] = {k: ghexpr.to_string(ghexpr.render(v, contexts))
                                     for k, v in (job.get("outputs") or {}).items()}
-        except ghexpr.ExpressionError as exc:
+        except (ghexpr.ExpressionError, StepFailed) as exc:  # an expression, or a malformed $GITHUB_OUTPUT
             result, detail = FAILURE, str(exc)
             say(f"    {exc}")
         notes = [n for n in dict.fromkeys([note, *run.notes, detail]) if n]
