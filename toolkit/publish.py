@@ -15,10 +15,16 @@ import json
 import re
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import requests
+from cyclonedx.model import HashAlgorithm, HashType
+from cyclonedx.model.bom import Bom
+from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.output.json import JsonV1Dot6
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from packageurl import PackageURL
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from pypi_simple import NoSuchProjectError, PyPISimple, UnsupportedContentTypeError
@@ -389,25 +395,32 @@ def _publish_metadata(m: Matrix, dist: Path) -> str:
 
 
 def write_sbom(m: Matrix, wheels: list[dict], images: list[dict], dist: Path) -> Path:
-    """A CycloneDX 1.5 SBOM of the released wheels and images."""
-    components = []
+    """A CycloneDX 1.6 SBOM of the released wheels and images (cyclonedx-python-lib, checked against the
+    schema before it is written): standard purls (``pkg:pypi/…?file_name=``, ``pkg:oci/…@sha256:…?arch=``),
+    PEP 503 names, each artifact's sha256."""
+    bom = Bom()
+    bom.metadata.component = Component(type=ComponentType.APPLICATION, name=m.project.name,
+                                       version=m.project.version, bom_ref=m.project.name)
     for r in wheels:
         name, version = parse_wheel_filename(r["file"])[:2]
-        components.append({"type": "library", "name": name, "version": str(version),
-                           "purl": f"pkg:pypi/{name}@{str(version).replace('+', '%2B')}?file={r['file']}",
-                           "hashes": [{"alg": "SHA-256", "content": r["sha256"]}]})
+        bom.components.add(Component(
+            type=ComponentType.LIBRARY, name=name, version=str(version), bom_ref=r["id"],
+            purl=PackageURL(type="pypi", name=name, version=str(version), qualifiers={"file_name": r["file"]}),
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=r["sha256"])]))
     for r in images:
-        digest = r["digest"]
-        components.append({"type": "container", "name": r["tag"], "version": m.project.version,
-                           "purl": f"pkg:oci/{r['framework']}@{digest.replace(':', '%3A')}?repository_url="
-                                   f"{r['tag'].rsplit(':', 1)[0]}&platform={r['platform'].replace('/', '%2F')}",
-                           "hashes": [{"alg": "SHA-256", "content": digest.removeprefix("sha256:")}]})
-    sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "serialNumber": f"urn:uuid:{uuid.uuid4()}",
-            "version": 1, "metadata": {"timestamp": now(), "component": {
-                "type": "application", "name": m.project.name, "version": m.project.version}},
-            "components": components}
+        repo, _, tag = r["tag"].rpartition(":")
+        bom.components.add(Component(
+            type=ComponentType.CONTAINER, name=repo, version=tag, bom_ref=r["id"],
+            purl=PackageURL(type="oci", name=repo.rsplit("/", 1)[-1], version=r["digest"], qualifiers={
+                "repository_url": repo, "arch": r["platform"].split("/", 1)[1], "tag": tag}),
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=r["digest"].removeprefix("sha256:"))]))
+    bom.register_dependency(bom.metadata.component, list(bom.components))  # the release is made of them
+    text = JsonV1Dot6(bom).output_as_string(indent=2)
+    invalid = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    if invalid:
+        raise PublishError([f"the SBOM does not match the CycloneDX 1.6 schema: {invalid}"])
     path = dist / "sbom.cdx.json"
-    path.write_text(json.dumps(sbom, indent=2) + "\n")
+    path.write_text(text + "\n")
     return path
 
 

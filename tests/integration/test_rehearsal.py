@@ -123,7 +123,9 @@ def test_the_rehearsed_release_ends_as_the_demo_does_and_a_second_publishes_noth
     metadata = publish.published_metadata(m)
     sums = dict(reversed(line.split("  ", 1)) for line in metadata["SHA256SUMS"].decode().splitlines())
     assert sums == published
-    assert {c["name"] for c in json.loads(metadata["sbom.cdx.json"])["components"]} >= {"saxpy", tag}
+    components = json.loads(metadata["sbom.cdx.json"])["components"]
+    assert {(c["name"], c["version"]) for c in components} >= {("saxpy", f"{version}+cu130"),
+                                                                  (tag.rsplit(":", 1)[0], f"{version}-cu130")}
 
     again = rehearse.rehearse(repo, inputs=inputs, root=tmp_path / "run")
     assert {r.result for r in again if r.job == "publish"} == {"success"}
