@@ -649,6 +649,10 @@ def rehearse(repo: Path, *, workflow: Path = RELEASE_WORKFLOW, inputs: Mapping[s
 
     ``root`` (default ``<repo>/build/rehearse``) is emptied first: each rehearsal is a new workflow run.
     """
+    if os.environ.get(settings.STATE_ENV):
+        # Jobs see a runner's environment (no TOOLKIT_*), and sudo resets it: they use the default state.
+        raise ConfigError([f"${settings.STATE_ENV} is set: a rehearsal's jobs use the default state directory, "
+                           "as on a runner, so its secrets would come from another engine; unset it"])
     root = (root or repo / "build" / "rehearse").resolve()
     with locks.hold(root.parent / f"{root.name}.run", f"the rehearsal folder {root}"):
         rehearsal = Rehearsal(repo, workflow, root, inputs=inputs or {}, between_jobs=between_jobs)  # checks first

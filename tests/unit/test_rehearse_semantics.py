@@ -180,3 +180,10 @@ def test_a_join_waits_for_every_planned_platform_and_with_strict_names_the_missi
     assert images.join(plan, whole, manifest, strict=False) == []  # waits: no registry is asked
     with pytest.raises(BuildError, match="linux/arm64 never pushed"):
         images.join(plan, whole, manifest, strict=True)
+
+
+def test_a_state_directory_the_jobs_would_not_see_is_refused_before_anything_runs(monkeypatch, tmp_path):
+    monkeypatch.setenv("TOOLKIT_STATE_DIR", str(tmp_path / "state"))
+    with pytest.raises(ConfigError, match="TOOLKIT_STATE_DIR is set"):
+        rehearse.rehearse(tmp_path)
+    assert not (tmp_path / "build").exists()
