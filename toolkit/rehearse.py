@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from . import ghexpr, hostinfo, locks, settings
+from . import ghexpr, hostinfo, locks, settings, tools
 from .console import say, step
 from .engine import credentials
 from .engine.daemon import host_arch
@@ -260,12 +260,12 @@ def _bool_input(value: Any, name: str) -> bool:
     raise StepFailed(f"input {name}: {text!r} is not a YAML 1.2 boolean (true or false)")
 
 
-def _checkout(run: _Instance, with_: dict[str, Any], repo: Path, sha: str) -> None:
+def _checkout(run: _Instance, with_: dict[str, Any], rehearsal: Rehearsal) -> None:
     if any(run.workspace.iterdir()):
         raise StepFailed("checkout: the workspace is not empty")
-    subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(repo), str(run.workspace)], check=True,
-                   capture_output=True)
-    subprocess.run(["git", "-C", str(run.workspace), "checkout", "--quiet", "--detach", sha], check=True,
+    subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(rehearsal.repo), str(run.workspace)],
+                   check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(run.workspace), "checkout", "--quiet", "--detach", rehearsal.sha], check=True,
                    capture_output=True)
 
 
@@ -285,7 +285,7 @@ def _interpreter(version: str) -> tuple[str, str]:
     return base, f"setup-python {version}: no Python {version} here, the host's {here} stands in"
 
 
-def _setup_python(run: _Instance, with_: dict[str, Any], repo: Path, sha: str) -> None:
+def _setup_python(run: _Instance, with_: dict[str, Any], rehearsal: Rehearsal) -> None:
     python, note = _interpreter(ghexpr.to_string(with_.get("python-version", "")).strip() or "3")
     if note:
         run.notes.append(note)
@@ -318,37 +318,33 @@ def _upload_files(run: _Instance, patterns: list[str], hidden: bool) -> dict[str
     return {rel: p for rel, p in files.items() if hidden or not any(part.startswith(".") for part in Path(rel).parts)}
 
 
-def _upload(artifacts: Artifacts) -> Callable[[_Instance, dict[str, Any], Path, str], None]:
-    def upload(run: _Instance, with_: dict[str, Any], repo: Path, sha: str) -> None:
-        name = ghexpr.to_string(with_.get("name", "artifact")) or "artifact"
-        patterns = [line.strip() for line in ghexpr.to_string(with_.get("path", "")).splitlines() if line.strip()]
-        if not patterns:
-            raise StepFailed("upload-artifact: path: is required")
-        files = _upload_files(run, patterns, _bool_input(with_.get("include-hidden-files", "false"), "hidden"))
-        if not files:
-            missing = ghexpr.to_string(with_.get("if-no-files-found", "warn"))
-            message = f"upload-artifact: no files were found with the provided path: {', '.join(patterns)}"
-            if missing == "error":
-                raise StepFailed(message)
-            if missing == "warn":
-                run.notes.append(message + "; no artifact will be uploaded")
-            return
-        artifacts.upload(name, files, _bool_input(with_.get("overwrite", "false"), "overwrite"))
-    return upload
+def _upload(run: _Instance, with_: dict[str, Any], rehearsal: Rehearsal) -> None:
+    name = ghexpr.to_string(with_.get("name", "artifact")) or "artifact"
+    patterns = [line.strip() for line in ghexpr.to_string(with_.get("path", "")).splitlines() if line.strip()]
+    if not patterns:
+        raise StepFailed("upload-artifact: path: is required")
+    files = _upload_files(run, patterns, _bool_input(with_.get("include-hidden-files", "false"), "hidden"))
+    if not files:
+        missing = ghexpr.to_string(with_.get("if-no-files-found", "warn"))
+        message = f"upload-artifact: no files were found with the provided path: {', '.join(patterns)}"
+        if missing == "error":
+            raise StepFailed(message)
+        if missing == "warn":
+            run.notes.append(message + "; no artifact will be uploaded")
+        return
+    rehearsal.artifacts.upload(name, files, _bool_input(with_.get("overwrite", "false"), "overwrite"))
 
 
-def _download(artifacts: Artifacts) -> Callable[[_Instance, dict[str, Any], Path, str], None]:
-    def download(run: _Instance, with_: dict[str, Any], repo: Path, sha: str) -> None:
-        dest = run.workspace / ghexpr.to_string(with_.get("path", ""))
-        artifacts.download(ghexpr.to_string(with_.get("name", "")), ghexpr.to_string(with_.get("pattern", "")), dest,
-                           _bool_input(with_.get("merge-multiple", "false"), "merge-multiple"))
-    return download
+def _download(run: _Instance, with_: dict[str, Any], rehearsal: Rehearsal) -> None:
+    dest = run.workspace / ghexpr.to_string(with_.get("path", ""))
+    rehearsal.artifacts.download(ghexpr.to_string(with_.get("name", "")), ghexpr.to_string(with_.get("pattern", "")),
+                                 dest, _bool_input(with_.get("merge-multiple", "false"), "merge-multiple"))
 
 
-# action -> (stand-in factory taking the run's artifacts, the `with:` keys it implements)
-_ACTIONS: dict[str, tuple[Callable[[Artifacts], Callable[..., None]], set[str]]] = {
-    "actions/checkout": (lambda _: _checkout, {"persist-credentials", "fetch-depth"}),
-    "actions/setup-python": (lambda _: _setup_python, {"python-version"}),
+# action -> (its stand-in, the `with:` keys the stand-in implements)
+_ACTIONS: dict[str, tuple[Callable[[_Instance, dict[str, Any], Rehearsal], None], set[str]]] = {
+    "actions/checkout": (_checkout, {"persist-credentials", "fetch-depth"}),
+    "actions/setup-python": (_setup_python, {"python-version"}),
     "actions/upload-artifact": (_upload, {"name", "path", "if-no-files-found", "overwrite", "retention-days",
                                           "include-hidden-files"}),
     "actions/download-artifact": (_download, {"name", "pattern", "path", "merge-multiple"}),
@@ -387,7 +383,7 @@ class Rehearsal:
         self.repo, self.root, self.between_jobs = repo, root, between_jobs
         self.sha = _git(repo, "rev-parse", "HEAD")
         where = f"{workflow} (at HEAD {self.sha[:12]})"
-        self.doc = load(_git(repo, "show", f"HEAD:{workflow.as_posix()}"), where)
+        self.doc = _at_head(repo, workflow, where)
         self.where = where
         self.inputs, self.event = self._inputs(dict(inputs))
         if self.event == "push":  # the tag a release pushes: v<[project] version>
@@ -400,7 +396,6 @@ class Rehearsal:
         match = re.search(r"[:/]([^/:]+/[^/]+?)(?:\.git)?$", origin)
         self.repository = match.group(1) if match else f"local/{repo.name}"
         self.artifacts = Artifacts(root / "artifacts")
-        self.secret_values: list[str] = []
         self.results: dict[str, str] = {}
         self.outputs: dict[str, dict[str, str]] = {}
 
@@ -429,10 +424,10 @@ class Rehearsal:
                 "run_attempt": "1", "server_url": "https://github.com", "event": {"inputs": self.inputs}}
 
     def secrets(self) -> dict[str, str]:
-        """The engine's credentials as the secrets the workflow names (GITHUB_TOKEN: none here)."""
+        """The engine's credentials as the secrets the workflow names (GITHUB_TOKEN: none here); loading
+        them registers the passwords with :func:`tools.mask`, which every log line goes through."""
         state = settings.state_dir()
         registry, index = credentials.load(state, "registry"), credentials.load(state, "index")
-        self.secret_values = [registry.password, index.password]
         return {"REGISTRY_USERNAME": registry.username, "REGISTRY_PASSWORD": registry.password,
                 "INDEX_USERNAME": index.username, "INDEX_PASSWORD": index.password, "GITHUB_TOKEN": ""}
 
@@ -542,7 +537,7 @@ class Rehearsal:
                 action = str(s["uses"]).split("@")[0]
                 with_ = {k: ghexpr.render(v, contexts) for k, v in (s.get("with") or {}).items()}
                 self._log(run, f"### {label}: {action} (stand-in) with {with_}\n")
-                _ACTIONS[action][0](self.artifacts)(run, with_, self.repo, self.sha)
+                _ACTIONS[action][0](run, with_, self)
             else:
                 self._shell(run, s, index, env, files, contexts)
             ok = True
@@ -573,7 +568,7 @@ class Rehearsal:
         script.write_text(ghexpr.to_string(ghexpr.render(s["run"], contexts)))
         cwd = run.workspace / ghexpr.to_string(ghexpr.render(s.get("working-directory", ""), contexts))
         full_env = {**self._runner_env(run), **env, **{k: str(v) for k, v in files.items()}}
-        self._log(run, f"### {_step_name(s)}\n{self._mask(script.read_text())}\n###\n")
+        self._log(run, f"### {_step_name(s)}\n{tools.mask(script.read_text())}\n###\n")
         with subprocess.Popen([*_SHELLS[s.get("shell")], str(script)], cwd=cwd, env=full_env, text=True,
                               errors="replace", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL) as proc:
@@ -600,15 +595,9 @@ class Rehearsal:
                 "GITHUB_JOB": github["job"], "RUNNER_TEMP": str(run.temp), "RUNNER_OS": "Linux",
                 "RUNNER_ARCH": "X64"}
 
-    def _mask(self, text: str) -> str:
-        for value in self.secret_values:
-            if value:
-                text = text.replace(value, "***")
-        return text
-
     def _log(self, run: _Instance, text: str) -> None:
         with run.log.open("a") as out:
-            out.write(self._mask(text))
+            out.write(tools.mask(text))
 
 
 def _labels(runs_on: Any) -> str:
@@ -633,6 +622,11 @@ def _render_env(env: Mapping[str, Any] | None, contexts: dict[str, Any]) -> dict
 def _step_name(s: dict) -> str:
     first = str(s.get("run", "")).splitlines()[0] if s.get("run") else ""
     return str(s.get("name") or str(s.get("uses", "")).split("@")[0] or f"Run {first[:72]}")
+
+
+def _at_head(repo: Path, workflow: Path, where: str) -> dict:
+    """The workflow as committed at HEAD (what CI reads), checked by :func:`load`."""
+    return load(_git(repo, "show", f"HEAD:{workflow.as_posix()}"), where)
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -667,6 +661,6 @@ def rehearse(repo: Path, *, workflow: Path = RELEASE_WORKFLOW, inputs: Mapping[s
 
 def check(repo: Path, workflow: Path = RELEASE_WORKFLOW) -> list[tuple[str, str, str]]:
     """The jobs in run order with their needs and runners, after checking every step can be stood in for."""
-    doc = load(_git(repo, "show", f"HEAD:{workflow.as_posix()}"), f"{workflow} (at HEAD)")
+    doc = _at_head(repo, workflow, f"{workflow} (at HEAD)")
     return [(j, ", ".join(_needs(doc["jobs"][j])) or "-", _labels(doc["jobs"][j].get("runs-on")))
             for j in _order(doc["jobs"], str(workflow))]

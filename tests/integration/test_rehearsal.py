@@ -6,7 +6,6 @@ to the engine's index and registry without touching the demo's release.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 from toolkit import engine, publish, rehearse
 from toolkit.engine import docker
 from toolkit.matrix import load_matrix
+from toolkit.wheels import sha256
 
 pytestmark = pytest.mark.integration
 
@@ -96,10 +96,6 @@ def test_a_wheel_changed_after_its_smoke_is_refused_by_the_publish_job(engine_up
     assert _on_index(repo, version) == {}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.mark.slow
 def test_the_rehearsed_release_ends_as_the_demo_does_and_a_second_publishes_nothing(engine_up, tmp_path):
     repo, version = _project(tmp_path, (REPO / "matrix.toml").read_text())
@@ -114,7 +110,7 @@ def test_the_rehearsed_release_ends_as_the_demo_does_and_a_second_publishes_noth
     # the same wheels as a local build of the same commit
     subprocess.run([sys.executable, "-m", "toolkit", "wheels", "--cuda", "13.0", "--framework", "none"], cwd=repo,
                    check=True, capture_output=True)
-    assert {p.name: _sha256(p) for p in (repo / "dist").glob("*.whl")} == published
+    assert {p.name: sha256(p) for p in (repo / "dist").glob("*.whl")} == published
 
     m = load_matrix(repo / "matrix.toml")
     engine.login(m, engine_up)
