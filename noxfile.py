@@ -82,6 +82,12 @@ def publish(session: nox.Session) -> None:
     _toolkit(session, "publish")
 
 
+@nox.session(name="verify-release")
+def verify_release(session: nox.Session) -> None:
+    """Check a published release as a client would: signatures, attestations, checksums (`-- VERSION`)."""
+    _toolkit(session, "verify-release")
+
+
 @nox.session
 def rehearse(session: nox.Session) -> None:
     """Run the committed release workflow here, job by job, as GitHub would (`-- --input cuda=13.0` …)."""

@@ -294,7 +294,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     dist = Path(args.dist)
     send = args.yes and not args.dry_run
     decided = publish.publish(matrix, plan, dist, yes=send, partial=args.partial)
-    problems = publish.verify(matrix, plan, dist) if send else []
+    problems = publish.verify(matrix) if send else []
     if args.json:
         _print_json({"sent": send, "actions": [dataclasses.asdict(a) for a in decided], "verify": problems})
     else:
@@ -306,9 +306,26 @@ def cmd_publish(args: argparse.Namespace) -> int:
         if not send:
             print("\ndry run: nothing was sent (pass --yes to publish)")
         elif not problems:
-            print(f"\nverified as a client: {len(plan.wheels)} wheel(s) from the index, "
-                  f"{len({i.tag for i in plan.images})} image tag(s) from the registry, their signatures and that "
-                  f"of SHA256SUMS; SHA256SUMS(.sig), cosign.pub, sbom.cdx.json in {dist}")
+            print(f"\nverified as a client: every wheel and image tag of {matrix.project.version} from the index and "
+                  "the registry, their provenance and SBOM attestations, the image signatures and that of "
+                  f"SHA256SUMS; SHA256SUMS(.sig), sbom.cdx.json and attestations/ in {dist}")
+    if problems:
+        raise PublishError(problems)
+    return 0
+
+
+def cmd_verify_release(args: argparse.Namespace) -> int:
+    matrix = registry_matrix_from(args)
+    version = args.version or matrix.project.version
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    problems = publish.verify(matrix, version=version, key=Path(args.key) if args.key else None, out=out)
+    if args.json:
+        _print_json({"version": version, "verified": not problems, "problems": problems})
+    elif not problems:
+        print(f"{version}: every signature, attestation and checksum verifies"
+              + (f"; the release metadata and the verified statements are in {out}" if out else ""))
     if problems:
         raise PublishError(problems)
     return 0
@@ -456,6 +473,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show what would be uploaded, skipped and refused")
     p.add_argument("--dist", default="dist", metavar="DIR", help="where the artifacts and manifest are")
     add_selection_args(p)
+    p = command("verify-release", cmd_verify_release, "check a published release as a client would: SHA256SUMS and "
+                "its signature, each wheel from the index, each image tag, their signatures and their provenance "
+                "and SBOM attestations")
+    p.add_argument("version", nargs="?", help="the release (default: [project] version of the matrix)")
+    p.add_argument("--key", metavar="PATH", help="the public key to trust (default: a keyless release's workflow "
+                   "identity, else this machine's key from the state directory)")
+    p.add_argument("--out", metavar="DIR", help="write the release metadata and the verified statements here")
+    p.add_argument("--json", action="store_true", help="print the verdict and every problem as JSON")
     p = command("rehearse", cmd_rehearse, "run the committed release workflow here, job by job, as GitHub would "
                 "(before pushing a tag)")
     p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",

@@ -30,7 +30,7 @@ def run(m: Matrix, plan: Plan, dist: Path) -> str:
         ("images", lambda: images.build(m, plan, root, dist, push=True)),
         ("smoke", lambda: smoke.require_pass(smoke.smoke(m, plan, dist))),
         ("publish", lambda: publish.publish(m, plan, dist, yes=True)),
-        ("verify", lambda: _verify(m, plan, dist)),
+        ("verify", lambda: _verify(m)),
         ("docs", lambda: (docs.publish_manifest(dist, root), render.write(m, root))),
     ]
     for number, (name, stage) in enumerate(stages, 1):
@@ -45,8 +45,8 @@ def _engine(m: Matrix, plan: Plan) -> None:
         raise EngineError(f"not available: {', '.join(down)}")
 
 
-def _verify(m: Matrix, plan: Plan, dist: Path) -> None:
-    problems = publish.verify(m, plan, dist)
+def _verify(m: Matrix) -> None:
+    problems = publish.verify(m)
     if problems:
         raise PublishError(problems)
 
@@ -66,7 +66,7 @@ def _summary(m: Matrix, plan: Plan, dist: Path, seconds: float) -> str:
     return "\n".join([
         table(("artifact", "platform", "size", "sha256/digest", "smoke", "published"), rows), "",
         f"done in {seconds:.0f} s. Where to find everything:",
-        f"  wheels, SHA256SUMS, SBOM, manifest: {dist.resolve()}",
+        f"  wheels, SHA256SUMS(.sig), SBOM, attestations/, manifest: {dist.resolve()}",
         f"  package index: {m.publish.read_url}  (pip install --index-url ...)",
         f"  images: {m.publish.image_repository}/<framework>:<version>-<cuda>",
         f"  build logs: {dist.resolve() / 'logs'}",

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import fingerprint, preflight, render, tools, wheels
+from . import fingerprint, preflight, provenance, render, tools, wheels
 from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
@@ -47,10 +47,14 @@ def labels(m: Matrix, image: ImageArtifact, root: Path) -> dict[str, str]:
 
 
 def build_command(m: Matrix, image: ImageArtifact, root: Path, dist: Path, metadata: Path, *,
-                  push: bool, builder: str | None, target: str = "runtime") -> list[str]:
-    """The ``docker buildx build`` of one image artifact (one platform)."""
+                  push: bool, builder: str | None, target: str = "runtime",
+                  pins: dict[str, str] | None = None) -> list[str]:
+    """The ``docker buildx build`` of one image artifact (one platform); ``pins`` (reference -> sha256) name
+    the base images by digest too, so that the build uses the very ones its provenance records."""
     args = render.image_build_args(m, image.framework, image.build.cuda)
-    args["BUILD_IMAGE"], args["RUNTIME_IMAGE"] = image.build.build_image, image.runtime_image
+    pinned = {ref: f"{ref}@sha256:{digest}" for ref, digest in (pins or {}).items() if digest != "unavailable"}
+    args["BUILD_IMAGE"], args["RUNTIME_IMAGE"] = (pinned.get(ref, ref)
+                                                  for ref in (image.build.build_image, image.runtime_image))
     options = [f"--target={target}", f"--metadata-file={metadata}",
                *(f"--label={k}={v}" for k, v in labels(m, image, root).items() if v)]
     return docker.build_argv(dockerfile=root / render.image_dockerfile(image.framework), platform=image.build.platform,
@@ -72,15 +76,15 @@ def platform_tag(image: ImageArtifact) -> str:
     return f"{image.tag}-{image.build.arch.docker}"
 
 
-def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path) -> tuple[float, str]:
-    started = time.monotonic()
+def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path) -> tuple[float, str, str]:
+    started, started_at = time.monotonic(), now()
     step(f"{image.id}: docker buildx build ({image.build.platform}), log: {log}")
     try:
         tools.run(argv, log=log)
     except CommandError as exc:
         raise BuildError(f"{image.id}: {exc}") from None
     digest = json.loads(metadata.read_text()).get("containerimage.digest", "")
-    return round(time.monotonic() - started, 1), digest
+    return round(time.monotonic() - started, 1), digest, started_at
 
 
 def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, dry_run: bool = False,
@@ -103,13 +107,14 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     else:
         render.check(m, root, write_missing=True)
     manifest = Manifest(dist / "manifest.json")
-    records, todo = [], []
+    records, todo, bases = [], [], {}
     for image in plan.images:
+        bases[image.id] = {ref: docker.manifest_digest(ref) for ref in (image.build.build_image, image.runtime_image)}
         fp = fingerprint.image(image, root, [manifest.get(w).get("sha256", "") for w in image.wheels],
-                               [docker.manifest_digest(image.build.build_image),
-                                docker.manifest_digest(image.runtime_image)])
+                               list(bases[image.id].values()))
         record = manifest.get(image.id)
-        if not force and not dry_run and record.get("fingerprint") == fp and record.get("pushed", False) >= push:
+        if not force and not dry_run and record.get("fingerprint") == fp and record.get("pushed", False) >= push \
+                and "provenance" in record:  # a build recorded before provenance was is done again
             step(f"{image.id}: up to date ({record['digest'][:19]})")
             records.append({"id": image.id, **record, "up_to_date": True})
         else:
@@ -124,8 +129,9 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     with tempfile.TemporaryDirectory(prefix="images-") as tmp:
         jobs = [(image, Path(tmp) / f"{i}.json") for i, (image, _) in enumerate(todo)]
         prints = dict((image.id, fp) for image, fp in todo)
-        commands = [(image, build_command(m, image, root, dist, meta, push=push, builder=builder), meta)
-                    for image, meta in jobs]
+        mode = {image.id: "native" if image.build.arch is host_arch() else "emulated" for image, _ in todo}
+        commands = [(image, build_command(m, image, root, dist, meta, push=push, builder=builder,
+                                          pins=bases[image.id]), meta) for image, meta in jobs]
         if dry_run:
             for _, argv, _ in commands:
                 print(shlex.join(argv))
@@ -138,14 +144,16 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                        for image, argv, meta in commands}
             for future in concurrent.futures.as_completed(futures):
                 image = futures[future]
-                seconds, digest = future.result()
+                seconds, digest, started_at = future.result()
                 record = {"kind": "image", "tag": image.tag, "platform_tag": platform_tag(image),
                           "build_tag": build_tag(image) if push else "",
                           "fingerprint": prints[image.id],
                           "platform": image.build.platform, "digest": digest, "pushed": push,
                           "cuda": image.build.cuda, "framework": image.framework, "build_seconds": seconds,
-                          "build_mode": "native" if image.build.arch is host_arch() else "emulated",
-                          "built_at": now(), "wheels": [manifest.get(w).get("sha256") for w in image.wheels]}
+                          "build_mode": mode[image.id], "build_started_at": started_at, "built_at": now(),
+                          "wheels": [manifest.get(w).get("sha256") for w in image.wheels],
+                          "provenance": provenance.inputs(m, image, root, mode=mode[image.id],
+                                                          base_images=bases[image.id])}
                 manifest.record(image.id, **record)
                 records.append({"id": image.id, **record})
     if push:

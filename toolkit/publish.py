@@ -18,19 +18,12 @@ import tempfile
 from pathlib import Path
 
 import requests
-from cyclonedx.model import HashAlgorithm, HashType
-from cyclonedx.model.bom import Bom
-from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.output.json import JsonV1Dot6
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-from packageurl import PackageURL
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from pypi_simple import NoSuchProjectError, PyPISimple, UnsupportedContentTypeError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from . import settings, signing, smoke, tools
+from . import provenance, sbom, settings, signing, smoke, tools
 from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
@@ -40,8 +33,11 @@ from .matrix import Matrix
 from .plan import ImageArtifact, Plan, WheelArtifact, make_plan
 from .wheels import sha256
 
-# What a release publishes beside its files (the signature of SHA256SUMS and the key that verifies it too).
-METADATA_FILES = ("manifest.json", "SHA256SUMS", "SHA256SUMS.sig", "cosign.pub", "sbom.cdx.json")
+# What a release publishes beside its files (the signature of SHA256SUMS too); then, by how it was signed,
+# the key that verifies it, or (keyless) the certificate of each signature; and the attestations of each wheel.
+METADATA_FILES = ("manifest.json", "SHA256SUMS", "SHA256SUMS.sig", "sbom.cdx.json")
+PUBLIC_KEY = "cosign.pub"
+ATTESTATIONS = {"slsa": provenance.COSIGN_TYPE, "cdx": sbom.COSIGN_TYPE}  # file name part -> cosign's type
 UPLOAD, SKIP, REFUSE = "upload", "skip (already published)", "REFUSE"
 HOLD = "hold (platforms missing)"
 _OCI_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
@@ -93,10 +89,18 @@ def gates(m: Matrix, plan: Plan, whole: Plan, dist: Path, manifest: Manifest) ->
     return problems
 
 
+def _unattestable(artifact_id: str, record: dict) -> list[str]:
+    if "provenance" in record or record.get("published"):
+        return []
+    return [f"{artifact_id}: built before builds recorded their provenance, so it cannot be attested; "
+            "build it again (--force)"]
+
+
 def _wheel_gates(w: WheelArtifact, path: Path, record: dict) -> list[str]:
     if not path.exists():
         return [f"{w.id}: {path} is missing"]
     problems = [] if sha256(path) == record["sha256"] else [f"{w.id}: {path.name} changed since it was smoke-tested"]
+    problems += _unattestable(w.id, record)
     try:
         Version(w.version)
     except InvalidVersion:
@@ -114,7 +118,7 @@ def _image_gates(image: ImageArtifact, record: dict) -> list[str]:
     if not record.get("pushed"):
         problems.append(f"{image.id}: built without --push, so no registry holds its digest; "
                         "run `toolkit images --push` first")
-    return problems
+    return problems + _unattestable(image.id, record)
 
 
 def write_sha256sums(dist: Path, released: list[dict]) -> Path:
@@ -261,6 +265,14 @@ def _index_credential(m: Matrix) -> credentials.Credential | None:
     return credentials.load(settings.state_dir(), "index")
 
 
+def metadata_names(wheels: list[dict], keyless: bool) -> set[str]:
+    """Every file the release metadata holds when ``wheels`` are released, signed ``keyless`` or not."""
+    signatures = ["SHA256SUMS.sig",
+                  *(f"attestations/{r['file']}.{kind}.json" for r in wheels for kind in ATTESTATIONS)]
+    extra = [str(signing.certificate(Path(n))) for n in signatures] if keyless else [PUBLIC_KEY]
+    return {*METADATA_FILES, *signatures, *extra}
+
+
 def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = False) -> list[Action]:
     """Check the gates, decide per artifact, and (with ``yes``) send what is missing.
 
@@ -268,6 +280,7 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     """
     manifest = Manifest(dist / "manifest.json")
     whole = make_plan(m)
+    keyless = signing.mode() == signing.KEYLESS if yes else False
     earlier = published_metadata(m) if yes else {}
     if "manifest.json" in earlier:
         adopt_published(manifest, json.loads(earlier["manifest.json"]))
@@ -285,39 +298,72 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     except TransientError as exc:
         raise PublishError([f"gave up after {_ATTEMPTS} tries: {exc}; what was sent is recorded, "
                             "so a re-run sends only the rest"]) from None
-    if not any(a.action == UPLOAD for a in decided) and set(earlier) == set(METADATA_FILES):
+    wheels, images = released(m, manifest.data["artifacts"])
+    names = metadata_names(wheels, keyless)
+    if not any(a.action == UPLOAD for a in decided) and names <= set(earlier):
         step(f"{metadata_image(m)}: up to date (nothing new was published)")
-        for name in METADATA_FILES[1:]:
-            (dist / name).write_bytes(earlier[name])
+        _write_files(dist, {name: earlier[name] for name in names})
         return decided
-    wheels, images = released(m, manifest)
-    signing.sign_blob(settings.state_dir(), write_sha256sums(dist, wheels))
-    (dist / "cosign.pub").write_bytes(signing.public_key(settings.state_dir()).read_bytes())
-    write_sbom(m, wheels, images, dist)
-    _publish_metadata(m, dist)
+    state = settings.state_dir()
+    # Earlier attestations still hold (a wheel file is published once) when they were signed the same way.
+    same_signer = str(signing.certificate(Path("SHA256SUMS.sig"))) in earlier if keyless else \
+        earlier.get(PUBLIC_KEY) == signing.public_key(state).read_bytes()
+    _attest_wheels(state, wheels, dist, {n: b for n, b in earlier.items() if n.startswith("attestations/")
+                                         and same_signer})
+    signing.sign_blob(state, write_sha256sums(dist, wheels))
+    if not keyless:
+        (dist / PUBLIC_KEY).write_bytes(signing.public_key(state).read_bytes())
+    sbom.write_release(m, wheels, images, dist)
+    _publish_metadata(m, dist, names)
     return decided
 
 
-def released(m: Matrix, manifest: Manifest) -> tuple[list[dict], list[dict]]:
-    """The wheel and image records of every artifact published for this version, by any publish so far:
-    the release metadata grows with each publish of the version and never forgets an earlier one."""
+def _write_files(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
+def _attest_wheels(state: Path, wheels: list[dict], dist: Path, earlier: dict[str, bytes]) -> None:
+    """The provenance and SBOM attestations of each released wheel in ``dist/attestations``: those of the
+    release metadata (``earlier``), else made now."""
+    _write_files(dist, earlier)
+    for r in wheels:
+        for kind, cosign_type in ATTESTATIONS.items():
+            out = dist / "attestations" / f"{r['file']}.{kind}.json"
+            if out.relative_to(dist).as_posix() in earlier:
+                continue
+            if not (dist / r["file"]).exists():
+                raise PublishError([f"{r['id']}: {r['file']} is not in {dist} and the release metadata holds no "
+                                    f"{kind} attestation of it"])
+            predicate = (provenance.statement(r["file"], r["sha256"], r)["predicate"] if kind == "slsa"
+                         else json.loads(sbom.wheel(dist / r["file"], r)))
+            out.parent.mkdir(exist_ok=True)
+            signing.attest_blob(state, dist / r["file"], cosign_type, predicate, out)
+
+
+def released(m: Matrix, records: dict[str, dict], version: str | None = None) -> tuple[list[dict], list[dict]]:
+    """The wheel and image records (of a manifest's ``records``) of every artifact published for this version
+    (``version``, else the matrix's), by any publish so far: the release metadata grows with each publish of
+    the version and never forgets an earlier one."""
+    version = version or m.project.version
     wheels, images = [], []
-    for artifact_id, r in sorted(manifest.data["artifacts"].items()):
+    for artifact_id, r in sorted(records.items()):
         published = r.get("published") or {}
         if r.get("kind") == "wheel" and published.get("sha256") == r.get("sha256") and \
-                parse_wheel_filename(r["file"])[1].public == m.project.version:
+                parse_wheel_filename(r["file"])[1].public == version:
             wheels.append({"id": artifact_id, **r})
         elif r.get("kind") == "image" and published.get("digest") == r.get("digest") and any(
-                t.rsplit(":", 1)[-1].startswith(f"{m.project.version}-") for t in published.get("tags", [])):
+                t.rsplit(":", 1)[-1].startswith(f"{version}-") for t in published.get("tags", [])):
             images.append({"id": artifact_id, **r})
     return wheels, images
 
 
 def adopt_published(manifest: Manifest, earlier: dict) -> None:
     """What earlier publishes of this version recorded (the registry's release manifest) joins this manifest:
-    the records of artifacts this run did not build, whole, and the published mark of those it built again
-    identically. A CI run starts from an empty manifest, yet SHA256SUMS and the SBOM must keep every file
-    the version ever released."""
+    the records of artifacts this run did not build, whole, and the published (and attested) marks of those
+    it built again identically. A CI run starts from an empty manifest, yet SHA256SUMS and the SBOM must keep
+    every file the version ever released."""
     for artifact_id, old in (earlier.get("artifacts") or {}).items():
         if not old.get("published"):
             continue
@@ -325,26 +371,28 @@ def adopt_published(manifest: Manifest, earlier: dict) -> None:
         if not current:
             manifest.record(artifact_id, **old)
         elif identity(current) == identity(old) and not current.get("published"):
-            manifest.record(artifact_id, published=old["published"])
+            manifest.record(artifact_id, published=old["published"],
+                            **({"attested": old["attested"]} if "attested" in old else {}))
 
 
-def published_metadata(m: Matrix) -> dict[str, bytes]:
-    """The release manifest, SHA256SUMS and SBOM that the registry holds for this version (none yet: empty)."""
-    image = metadata_image(m)
+def published_metadata(m: Matrix, version: str | None = None) -> dict[str, bytes]:
+    """Every file of the release metadata the registry holds for this version (``version``, else the matrix's;
+    none yet: empty), by its path in the metadata (``SHA256SUMS``, ``attestations/…``)."""
+    image = metadata_image(m, version)
     if _registry_digests(image) is None:
         return {}
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         context = Path(tmp)
         (context / "Dockerfile").write_text(f"FROM {image}\n")
         tools.run(docker.build_argv(dockerfile=context / "Dockerfile", platform="linux/amd64", tag="",
-                                    context=context, output=context / "out"), capture=True)
-        out = context / "out" / "release"  # a release published before signing has no signature files
-        return {name: (out / name).read_bytes() for name in METADATA_FILES if (out / name).exists()}
+                                    context=context, output=f"type=local,dest={context / 'out'}"), capture=True)
+        out = context / "out" / "release"
+        return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def metadata_image(m: Matrix) -> str:
-    """Where the release manifest, SHA256SUMS and SBOM of this version are pushed."""
-    return f"{m.publish.image_repository}/release-metadata:{m.project.version}"
+def metadata_image(m: Matrix, version: str | None = None) -> str:
+    """Where the release manifest, SHA256SUMS, SBOM and attestations of a version are pushed."""
+    return f"{m.publish.image_repository}/release-metadata:{version or m.project.version}"
 
 
 def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[Action]) -> None:
@@ -354,9 +402,11 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
     state = settings.state_dir()
     for a in decided:
         image = not a.subject.startswith("wheel:")
+        if image and a.action in (UPLOAD, SKIP):
+            _attest_images(state, plan, manifest, a.subject)  # before the tag names them
         if image and a.action == UPLOAD and _registry_digests(a.subject) is None:
             _imagetools_create(a.subject, _refs(plan, manifest, a.subject))
-        if image and a.action in (UPLOAD, SKIP) and signing.verify_image(state, a.subject, signing.public_key(state)):
+        if image and a.action in (UPLOAD, SKIP) and signing.verify_image(state, a.subject, _trust(m, state)):
             # unsigned: new, a crash between tag and signature, or published before signing (a tag holding
             # other content than the manifest records was refused before anything was sent)
             signing.sign_image(state, a.subject)
@@ -375,64 +425,57 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
                                                  "digest": manifest.get(i.id)["digest"]})
 
 
+def _attest_images(state: Path, plan: Plan, manifest: Manifest, tag: str) -> None:
+    """Attach the provenance and the SBOM (read from the image's files) to each platform digest of ``tag``
+    that has none yet (``attested`` names the digest that has them)."""
+    repo = tag.rsplit(":", 1)[0]
+    for i in (i for i in plan.images if i.tag == tag):
+        record = {"id": i.id, **manifest.get(i.id)}
+        if record.get("attested") == record["digest"]:
+            continue
+        ref = f"{repo}@{record['digest']}"
+        step(f"{i.id}: attesting provenance and SBOM of {ref}")
+        statement = provenance.statement(repo, record["digest"].removeprefix("sha256:"), record)
+        signing.attest_image(state, ref, provenance.COSIGN_TYPE, statement["predicate"])
+        signing.attest_image(state, ref, sbom.COSIGN_TYPE, json.loads(sbom.image(record, ref)))
+        manifest.record(i.id, attested=record["digest"])
+
+
+def _trust(m: Matrix, state: Path) -> signing.Trust:
+    """How this run's own signatures verify: by the key pair, or (keyless) by the release workflow's identity."""
+    if signing.mode() == signing.KEYLESS:
+        return signing.Trust(identity=signing.workflow_identity(m.project.source))
+    return signing.Trust(key=signing.public_key(state))
+
+
 def _refs(plan: Plan, manifest: Manifest, tag: str) -> list[str]:
     """The recorded digest of every planned platform of ``tag``, as references in its repository."""
     repo = tag.rsplit(":", 1)[0]
     return [f"{repo}@{manifest.get(i.id)['digest']}" for i in plan.images if i.tag == tag]
 
 
-def _publish_metadata(m: Matrix, dist: Path) -> str:
-    """Push the release manifest, SHA256SUMS and SBOM beside the images, as a small OCI image."""
+def _publish_metadata(m: Matrix, dist: Path, names: set[str]) -> str:
+    """Push the release manifest, SHA256SUMS, SBOM, signatures and attestations (``names``, paths in
+    ``dist``) beside the images, as a small OCI image."""
     image = metadata_image(m)
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         context = Path(tmp)
-        for name in METADATA_FILES:
-            (context / name).write_bytes((dist / name).read_bytes())
-        (context / "Dockerfile").write_text(f"FROM scratch\nCOPY {' '.join(METADATA_FILES)} /release/\n")
+        _write_files(context / "release", {name: (dist / name).read_bytes() for name in sorted(names)})
+        (context / "Dockerfile").write_text("FROM scratch\nCOPY release /release/\n")
         tools.run(docker.build_argv(dockerfile=context / "Dockerfile", platform="linux/amd64", tag=image,
                                     context=context), capture=True)
     return image
 
 
-def write_sbom(m: Matrix, wheels: list[dict], images: list[dict], dist: Path) -> Path:
-    """A CycloneDX 1.6 SBOM of the released wheels and images (cyclonedx-python-lib, checked against the
-    schema before it is written): standard purls (``pkg:pypi/…?file_name=``, ``pkg:oci/…@sha256:…?arch=``),
-    PEP 503 names, each artifact's sha256."""
-    bom = Bom()
-    bom.metadata.component = Component(type=ComponentType.APPLICATION, name=m.project.name,
-                                       version=m.project.version, bom_ref=m.project.name)
-    for r in wheels:
-        name, version = parse_wheel_filename(r["file"])[:2]
-        bom.components.add(Component(
-            type=ComponentType.LIBRARY, name=name, version=str(version), bom_ref=r["id"],
-            purl=PackageURL(type="pypi", name=name, version=str(version), qualifiers={"file_name": r["file"]}),
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=r["sha256"])]))
-    for r in images:
-        repo, _, tag = r["tag"].rpartition(":")
-        bom.components.add(Component(
-            type=ComponentType.CONTAINER, name=repo, version=tag, bom_ref=r["id"],
-            purl=PackageURL(type="oci", name=repo.rsplit("/", 1)[-1], version=r["digest"], qualifiers={
-                "repository_url": repo, "arch": r["platform"].split("/", 1)[1], "tag": tag}),
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=r["digest"].removeprefix("sha256:"))]))
-    bom.register_dependency(bom.metadata.component, list(bom.components))  # the release is made of them
-    text = JsonV1Dot6(bom).output_as_string(indent=2)
-    invalid = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
-    if invalid:
-        raise PublishError([f"the SBOM does not match the CycloneDX 1.6 schema: {invalid}"])
-    path = dist / "sbom.cdx.json"
-    path.write_text(text + "\n")
-    return path
-
-
-def _install_in_clean_venv(w: WheelArtifact, index: list[str], venv: Path) -> list[str]:
+def _install_in_clean_venv(package: str, version: str, index: list[str], venv: Path) -> list[str]:
     """``pip install NAME==VERSION`` from the index into a fresh venv, then import it."""
     tools.run([sys.executable, "-m", "venv", "--clear", venv], quiet=True)
-    steps = [[venv / "bin" / "pip", "install", "--quiet", "--no-cache-dir", *index, f"{w.package}=={w.version}"],
-             [venv / "bin" / "python", "-c", f"import {w.package.replace('-', '_')}"]]
+    steps = [[venv / "bin" / "pip", "install", "--quiet", "--no-cache-dir", *index, f"{package}=={version}"],
+             [venv / "bin" / "python", "-c", f"import {package.replace('-', '_')}"]]
     for argv in steps:
         proc = tools.run(argv, capture=True, check=False, env=_NO_LOCAL_WHEELS)
         if proc.returncode != 0:
-            return [f"{w.id}: {' '.join(map(str, argv[1:3]))} failed in a clean venv: {proc.stderr.strip()[-200:]}"]
+            return [f"{' '.join(map(str, argv[1:3]))} failed in a clean venv: {proc.stderr.strip()[-200:]}"]
     return []
 
 
@@ -444,44 +487,91 @@ def download_target(filename: str) -> list[str]:
             else f"--python-version={digits}"]
 
 
-def verify(m: Matrix, plan: Plan, dist: Path) -> list[str]:
-    """Fetch every published artifact as a client would and compare it with the manifest and the SHA256SUMS
-    that the registry publishes."""
-    manifest = Manifest(dist / "manifest.json")
+def release_trust(m: Matrix, metadata: dict[str, bytes], key: Path | None) -> signing.Trust:
+    """What the signatures of a release must verify against: ``key`` when given; else the release workflow's
+    identity for a keyless release (its metadata holds certificates); else this machine's key."""
+    if key:
+        return signing.Trust(key=key)
+    if str(signing.certificate(Path("SHA256SUMS.sig"))) in metadata:
+        return signing.Trust(identity=signing.workflow_identity(m.project.source))
+    return signing.Trust(key=signing.public_key(settings.state_dir()))
+
+
+def verify(m: Matrix, *, version: str | None = None, key: Path | None = None, out: Path | None = None) -> list[str]:
+    """Check a published release (``version``, else the matrix's) as a client would; return every problem.
+
+    From the registry's release metadata alone: the signature of SHA256SUMS; each wheel its manifest lists,
+    downloaded from the index (``pip download``, its own platform and Python) and compared with SHA256SUMS,
+    installed in a clean venv where this machine can run it, its provenance and SBOM attestations verified
+    against the downloaded file; each image tag's digests and signature, and each platform's provenance and
+    SBOM attestations in the registry. ``out`` receives the metadata and the verified statements.
+    """
     state = settings.state_dir()
-    key = signing.public_key(state)
-    metadata = published_metadata(m)
-    published = metadata.get("SHA256SUMS", b"").decode().splitlines()
-    sums = {name: digest for digest, name in (line.split("  ", 1) for line in published)}
-    problems = []
+    metadata = published_metadata(m, version)
+    if "manifest.json" not in metadata:
+        return [f"{metadata_image(m, version)}: no release metadata in the registry (nothing was published)"]
+    trust = release_trust(m, metadata, key)
+    wheels, images = released(m, json.loads(metadata["manifest.json"])["artifacts"], version)
+    sums = {name: digest for digest, name in (line.split("  ", 1) for line in
+                                                metadata.get("SHA256SUMS", b"").decode().splitlines())}
+    problems, statements = [], {}
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
-        for name in ("SHA256SUMS", "SHA256SUMS.sig"):
-            (Path(tmp) / name).write_bytes(metadata.get(name, b""))
-        problem = signing.verify_blob(state, Path(tmp) / "SHA256SUMS", Path(tmp) / "SHA256SUMS.sig", key)
-        problems += [f"{metadata_image(m)}: {problem}"] if problem else []
-        for w in plan.wheels:
-            record = manifest.get(w.id)
-            target = Path(tmp) / w.id.replace(":", "_")
-            index = ["--index-url", m.publish.read_url]
-            proc = tools.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                              *download_target(record["file"]), *index, "-d", target, f"{w.package}=={w.version}"],
-                             capture=True, check=False, env=_NO_LOCAL_WHEELS)
-            got = next(iter(target.glob("*.whl")), None)
-            if proc.returncode != 0 or got is None or sha256(got) != record["sha256"]:
-                problems.append(f"{w.id}: pip download from the index did not return the published file "
-                                f"({proc.stderr.strip()[-200:]})")
-            elif sums.get(got.name) != record["sha256"]:
-                problems.append(f"{w.id}: the published SHA256SUMS says {sums.get(got.name, 'nothing')[:16]} for "
-                                f"{got.name}, the index served {record['sha256'][:16]}")
-            elif w.build.arch is host_arch():
-                problems += _install_in_clean_venv(w, index, Path(tmp) / "venv")
-    for tag in dict.fromkeys(i.tag for i in plan.images):
-        members = [manifest.get(i.id) for i in plan.images if i.tag == tag]
-        if not any(tag in (r.get("published") or {}).get("tags", []) for r in members):
-            continue  # held back (platforms missing): nothing was published under it
-        held = sorted(_registry_digests(tag) or [])
-        wanted = sorted(r["digest"] for r in members)
-        if held != wanted:
-            problems.append(f"{tag}: the registry holds {held}, the manifest records {wanted}")
-        problems += list(filter(None, [signing.verify_image(state, tag, key)]))
+        folder = out or Path(tmp) / "release"
+        _write_files(folder, metadata)
+        problem = signing.verify_blob(state, folder / "SHA256SUMS", folder / "SHA256SUMS.sig", trust)
+        problems += [f"{metadata_image(m, version)}: {problem}"] if problem else []
+        for r in wheels:
+            problems += [f"{r['id']}: {p}" for p in _verify_wheel(m, r, sums, folder, Path(tmp), trust, statements)]
+        for tag in sorted({r["tag"] for r in images}):
+            members = [r for r in images if r["tag"] == tag]
+            problems += _verify_image(state, tag, members, trust, statements)
+        if out:
+            (out / "statements.json").write_text(json.dumps(statements, indent=2, sort_keys=True) + "\n")
+    return problems
+
+
+def _verify_wheel(m: Matrix, r: dict, sums: dict[str, str], metadata: Path, tmp: Path, trust: signing.Trust,
+                  statements: dict) -> list[str]:
+    name, version = parse_wheel_filename(r["file"])[:2]
+    target = tmp / r["id"].replace(":", "_")
+    index = ["--index-url", m.publish.read_url]
+    proc = tools.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                      *download_target(r["file"]), *index, "-d", target, f"{name}=={version}"],
+                     capture=True, check=False, env=_NO_LOCAL_WHEELS)
+    got = next(iter(target.glob("*.whl")), None)
+    if proc.returncode != 0 or got is None or sha256(got) != r["sha256"]:
+        return [f"pip download from the index did not return the published file ({proc.stderr.strip()[-200:]})"]
+    if sums.get(got.name) != r["sha256"]:
+        return [f"the published SHA256SUMS says {sums.get(got.name, 'nothing')[:16]} for {got.name}, "
+                f"the index served {r['sha256'][:16]}"]
+    problems = []
+    for kind, cosign_type in ATTESTATIONS.items():
+        envelope = metadata / "attestations" / f"{got.name}.{kind}.json"
+        if not envelope.exists():
+            problems.append(f"the release metadata holds no {kind} attestation of {got.name}")
+            continue
+        try:
+            statements[f"{r['id']} {kind}"] = signing.verify_blob_attestation(
+                settings.state_dir(), got, envelope, cosign_type, trust)
+        except PublishError as exc:
+            problems += exc.problems
+    if not problems and r["platform"] == host_arch().platform:
+        problems += _install_in_clean_venv(str(name), str(version), index, tmp / "venv")
+    return problems
+
+
+def _verify_image(state: Path, tag: str, members: list[dict], trust: signing.Trust, statements: dict) -> list[str]:
+    held = sorted(_registry_digests(tag) or [])
+    wanted = sorted(r["digest"] for r in members)
+    problems = [f"{tag}: the registry holds {held}, the manifest records {wanted}"] if held != wanted else []
+    problems += list(filter(None, [signing.verify_image(state, tag, trust)]))
+    repo = tag.rsplit(":", 1)[0]
+    for r in members:
+        for kind, cosign_type in ATTESTATIONS.items():
+            try:
+                statement = signing.verify_image_attestation(state, f"{repo}@{r['digest']}", cosign_type, trust)
+            except PublishError as exc:
+                problems += exc.problems
+                continue
+            statements[f"{r['id']} {kind}"] = statement
     return problems

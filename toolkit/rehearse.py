@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from . import ghexpr, hostinfo, locks, settings, tools
+from . import ghexpr, hostinfo, locks, settings, signing, tools
 from .console import say, step
 from .engine import credentials
 from .engine.daemon import host_arch
@@ -384,7 +384,7 @@ class Rehearsal:
         self.sha = _git(repo, "rev-parse", "HEAD")
         where = f"{workflow} (at HEAD {self.sha[:12]})"
         self.doc = _at_head(repo, workflow, where)
-        self.where = where
+        self.where, self.workflow = where, workflow
         self.inputs, self.event = self._inputs(dict(inputs))
         if self.event == "push":  # the tag a release pushes: v<[project] version>
             version = tomllib.loads(_git(repo, "show", "HEAD:matrix.toml"))["project"]["version"]
@@ -569,6 +569,10 @@ class Rehearsal:
         cwd = run.workspace / ghexpr.to_string(ghexpr.render(s.get("working-directory", ""), contexts))
         full_env = {**self._runner_env(run), **env, **{k: str(v) for k, v in files.items()}}
         self._log(run, f"### {_step_name(s)}\n{tools.mask(script.read_text())}\n###\n")
+        if full_env.get(settings.SIGNING_ENV) == signing.KEYLESS:
+            # Sigstore's Fulcio and Rekor, and the runner's OIDC token, are out of reach: the engine's key signs.
+            full_env[settings.SIGNING_ENV] = signing.KEY
+            self._log(run, f"### stand-in: {settings.SIGNING_ENV}=keyless signs with the engine's key here\n")
         with subprocess.Popen([*_SHELLS[s.get("shell")], str(script)], cwd=cwd, env=full_env, text=True,
                               errors="replace", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL) as proc:
@@ -592,6 +596,8 @@ class Rehearsal:
                 "GITHUB_WORKSPACE": str(run.workspace), "GITHUB_REF": github["ref"],
                 "GITHUB_REF_NAME": github["ref_name"], "GITHUB_SHA": self.sha, "GITHUB_EVENT_NAME": self.event,
                 "GITHUB_REPOSITORY": github["repository"], "GITHUB_RUN_ID": "1", "GITHUB_ACTOR": github["actor"],
+                "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ATTEMPT": "1",
+                "GITHUB_WORKFLOW_REF": f"{github['repository']}/{self.workflow.as_posix()}@{github['ref']}",
                 "GITHUB_JOB": github["job"], "RUNNER_TEMP": str(run.temp), "RUNNER_OS": "Linux",
                 "RUNNER_ARCH": "X64"}
 

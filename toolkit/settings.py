@@ -16,6 +16,8 @@ REGISTRY_USER_ENV, REGISTRY_PASSWORD_ENV = "TOOLKIT_REGISTRY_USERNAME", "TOOLKIT
 INDEX_USER_ENV, INDEX_PASSWORD_ENV = "TWINE_USERNAME", "TWINE_PASSWORD"
 # The password of the release signing key (generated into the state directory unless set).
 SIGNING_PASSWORD_ENV = "TOOLKIT_SIGNING_PASSWORD"
+# How releases are signed: "key" (that key pair, the default) or "keyless" (a CI job's OIDC identity).
+SIGNING_ENV = "TOOLKIT_SIGNING"
 # Where a CA bundle for an intercepting proxy is found, in the order pip and requests look.
 CA_ENVS = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")

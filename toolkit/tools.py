@@ -11,8 +11,10 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from .console import say
 from .errors import CommandError
@@ -88,3 +90,21 @@ def run(argv: Sequence[str | Path], *, capture: bool = False, check: bool = True
         raise CommandError(f"{mask(shlex.join(args))} exited with {proc.returncode}"
                            + (f":\n{detail}" if detail else ""))
     return proc
+
+
+@contextlib.contextmanager
+def stream(argv: Sequence[str | Path], *, quiet: bool = False) -> Iterator[IO[bytes]]:
+    """Run ``argv`` and give its standard output as a byte stream to read while it runs (an export too big
+    to hold); CommandError when it fails."""
+    args = [str(a) for a in argv]
+    _require(args)
+    if not quiet:
+        say(f"+ {mask(shlex.join(args))}")
+    with tempfile.TemporaryFile() as err, subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err) as proc:
+        yield proc.stdout
+        proc.stdout.read()  # what the reader left, so that the command can finish
+        proc.wait()
+        if proc.returncode != 0:
+            err.seek(0)
+            detail = mask(err.read().decode(errors="replace").strip()[-2000:])
+            raise CommandError(f"{mask(shlex.join(args))} exited with {proc.returncode}:\n{detail}")

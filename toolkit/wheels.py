@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from . import audit, cross, fingerprint, preflight, render, settings, tools
+from . import audit, cross, fingerprint, preflight, provenance, render, settings, tools
 from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
@@ -158,7 +158,8 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
     for w in plan.wheels:
         fp = fingerprint.wheel(w, root, modes[w.id], [docker.manifest_digest(w.build.build_image)])
         record = manifest.get(w.id)
-        if not force and record.get("fingerprint") == fp and (dist / record.get("file", "-")).exists():
+        if not force and record.get("fingerprint") == fp and (dist / record.get("file", "-")).exists() \
+                and "provenance" in record:  # a build recorded before provenance was is done again
             step(f"{w.id}: up to date ({record['file']})")
             records.append({"id": w.id, **record, "up_to_date": True})
         else:
@@ -166,11 +167,11 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
     missing = preflight.blocked(m, [w for w, _ in todo])
     records += preflight.settle(m, plan, missing, skip_unavailable)
     todo = [(w, fp) for w, fp in todo if w.id not in missing]
-    cross_images = {}
+    builders, cross_images = {}, {}
     for version in dict.fromkeys(w.build.cuda for w, _ in todo):
         line_todo = [w for w, _ in todo if w.build.cuda == version]
         archs = {host if modes[w.id] is BuildMode.CROSS else w.build.arch for w in line_todo}
-        ensure_builder(m, version, sorted(archs, key=lambda a: a.value), root, dry_run)
+        builders[version] = ensure_builder(m, version, sorted(archs, key=lambda a: a.value), root, dry_run)
         if any(modes[w.id] is BuildMode.CROSS for w in line_todo):
             cross_images[version] = cross.ensure_builder(m, version, root, ca_mount(), dry_run)
     for w, fp in todo:
@@ -186,7 +187,10 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
                 print(f"cd {shlex.quote(str(root))} &&", *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
                       shlex.join(argv))
                 continue
-            records.append(_build_one(w, modes[w.id], argv, env, root, Path(tmp), dist, manifest))
+            builder = cross_images.get(w.build.cuda, "") if modes[w.id] is BuildMode.CROSS else builders[w.build.cuda]
+            bases = {ref: docker.manifest_digest(ref) for ref in (w.build.build_image, builder)}
+            inputs = provenance.inputs(m, w, root, mode=modes[w.id].value, base_images=bases, builder_image=builder)
+            records.append(_build_one(w, modes[w.id], argv, env, root, Path(tmp), dist, manifest, inputs))
             manifest.record(w.id, fingerprint=fp)
     return records
 
@@ -197,10 +201,10 @@ def _mkdir(path: Path) -> Path:
 
 
 def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str, str], root: Path, tmp: Path,
-               dist: Path, manifest: Manifest) -> dict:
+               dist: Path, manifest: Manifest, inputs: dict) -> dict:
     tool = "the cross builder" if mode is BuildMode.CROSS else "cibuildwheel"
     step(f"{w.id}: {tool} ({w.build.arch.value}, {mode.value})")
-    started = time.monotonic()
+    started, started_at = time.monotonic(), now()
     tools.run(argv, env=env, cwd=root)
     seconds = round(time.monotonic() - started, 1)
     built = sorted(tmp.glob("*.whl"))
@@ -213,8 +217,8 @@ def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str
     report = audit.audit_wheel(wheel, w.build.gpu_targets)
     record = {"kind": "wheel", "file": wheel.name, "sha256": sha256(wheel), "size": wheel.stat().st_size,
               "version": w.version, "platform": w.build.platform, "python_tag": w.python_tag,
-              "cuda": w.build.cuda, "build_mode": mode.value, "build_seconds": seconds, "built_at": now(),
-              "audit": audit.to_json(report)}
+              "cuda": w.build.cuda, "build_mode": mode.value, "build_seconds": seconds,
+              "build_started_at": started_at, "built_at": now(), "audit": audit.to_json(report), "provenance": inputs}
     manifest.record(w.id, **record)
     if not report.ok:
         raise BuildError(f"{w.id}: {audit.describe(report)}")

@@ -11,6 +11,7 @@ import re
 
 from .matrix import Matrix
 from .plan import Plan
+from .provenance import RUN_IDENTITY
 
 # Third-party actions, pinned by commit (the comment names the release).
 ACTIONS = {
@@ -47,6 +48,7 @@ def context(m: Matrix) -> dict[str, object]:
     return {"selection_axes": axes,
             # an empty value selects everything, so a tag push (no inputs) releases the whole plan
             "select_flags": " ".join(f'--{a} "$SELECT_{a.upper()}"' for a in axes),
+            "provenance_env": ",".join(RUN_IDENTITY),
             "actions": ACTIONS, "python": m.ci.python, "gpu_runner": json.dumps(list(m.ci.gpu_runner)),
             "plan_runner": m.ci.runners.get("x86_64") or next(iter(m.ci.runners.values())),
             "has_gpu_arch": "x86_64" in (a.value for a in m.axes.arch),

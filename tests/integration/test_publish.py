@@ -20,8 +20,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
-from toolkit import cli, engine, publish, settings, smoke, tools
+from toolkit import cli, engine, publish, settings, signing, smoke
 from toolkit.engine import host
 from toolkit.errors import PublishError
 from toolkit.manifest import Manifest
@@ -131,7 +133,7 @@ def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     assert [a.action for a in dry] == [publish.UPLOAD, publish.UPLOAD] and _held(m, "0.2.0") == {}
     assert not (dist / "SHA256SUMS").exists()  # a dry run writes nothing
     publish.publish(m, plan, dist, yes=True)
-    assert publish.verify(m, plan, dist) == []
+    assert publish.verify(m) == []
     held = _held(m, "0.2.0")
     assert len(held) == 2 and all(held[f] == sha256(dist / f) for f in held)
     metadata = _digest(publish.metadata_image(m))
@@ -143,6 +145,14 @@ def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     with pytest.raises(PublishError, match=r"refused: saxpy-0\.2\.0\+cu130-.*already there with sha256"):
         publish.publish(m, plan, dist, yes=True)
     assert _held(m, "0.2.0") == held
+    # one wheel's provenance published as the other's: it does not verify against the file the index serves
+    wheels = publish.released(m, json.loads(publish.published_metadata(m)["manifest.json"])["artifacts"])[0]
+    first, second = (dist / "attestations" / f"{r['file']}.slsa.json" for r in wheels)
+    first.write_bytes(second.read_bytes())
+    publish._publish_metadata(m, dist, publish.metadata_names(wheels, keyless=False))
+    problems = publish.verify(m)
+    assert len(problems) == 1 and problems[0].startswith(
+        f"{wheels[0]['id']}: {wheels[0]['file']}: {first.name} is no valid slsaprovenance1 attestation of it"), problems
 
 
 def test_wrong_password_fails_fast_and_marks_nothing(release, monkeypatch):
@@ -322,29 +332,78 @@ def test_a_narrowed_publish_holds_the_version_tag_unless_told(image_release, cap
     assert _tag_digests(tag) == [Manifest(dist / "manifest.json").get(plan.images[0].id)["digest"]]
 
 
-def test_published_images_and_sums_are_signed_and_other_content_under_the_tag_fails(image_release, monkeypatch,
-                                                                                      capfd):
-    argvs = []
-    real_run = tools.run
-    monkeypatch.setattr(tools, "run", lambda argv, **kw: argvs.append([str(a) for a in argv]) or real_run(argv, **kw))
+class _ArgvWatch(threading.Thread):
+    """Every command line on this machine while it runs (/proc/*/cmdline), as another user would see them."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.seen, self.running = set(), True
+
+    def run(self):
+        while self.running:
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    self.seen.add(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                except OSError:  # the process ended meanwhile
+                    pass
+
+
+def _registry_digest(ref):
+    return json.loads(subprocess.run(["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}",
+                                      ref], capture_output=True, text=True, check=True).stdout)["digest"]
+
+
+def test_published_images_are_signed_and_attested_and_other_content_under_the_tag_fails(image_release, tmp_path,
+                                                                                        capfd):
     m, plan, dist = image_release("5.0.0")
     tag = plan.images[0].tag
-    publish.publish(m, plan, dist, yes=True)
-    assert publish.verify(m, plan, dist) == []
-    assert any(a[1:2] == ["sign"] and a[-1] == tag for a in argvs)  # cosign signed the version tag's digest
-    assert any(a[1:2] == ["sign-blob"] for a in argvs) and (dist / "SHA256SUMS.sig").exists()
+    watch = _ArgvWatch()
+    watch.start()
+    try:
+        publish.publish(m, plan, dist, yes=True)
+    finally:
+        watch.running = False
+        watch.join()
     state = Path(os.environ["TOOLKIT_STATE_DIR"])
-    assert "ENCRYPTED SIGSTORE PRIVATE KEY" in (state / "signing" / "cosign.key").read_text()
+    private_key = (state / "signing" / "cosign.key").read_text()
+    assert "ENCRYPTED SIGSTORE PRIVATE KEY" in private_key
     password = json.loads((state / "credentials.json").read_text())["signing"]  # generated: none was set
+    cosign = [c for c in watch.seen if "/cosign " in c]
+    assert any(" sign " in c for c in cosign) and any(" attest " in c for c in cosign), sorted(watch.seen)[:20]
+    assert not any(password in c for c in watch.seen)
     seen = capfd.readouterr()
-    assert all(password not in " ".join(a) for a in argvs) and password not in seen.out + seen.err
+    assert password not in seen.out + seen.err
+
+    out = tmp_path / "verified"
+    assert publish.verify(m, out=out) == []
+    published = [p.read_bytes() for p in out.rglob("*") if p.is_file()]  # the metadata image's files, statements
+    assert not any(password.encode() in b or private_key.encode() in b for b in published)
+    assert {p.name for p in out.iterdir()} >= {"SHA256SUMS.sig", "cosign.pub", "sbom.cdx.json", "statements.json"}
+    statements = json.loads((out / "statements.json").read_text())
+    records = Manifest(dist / "manifest.json").data["artifacts"]
+    for image in plan.images:
+        record = records[image.id]
+        bom = statements[f"{image.id} cdx"]["predicate"]
+        assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(bom)) is None
+        purls = [c.get("purl", "") for c in bom["components"]]
+        arch = image.build.arch.docker
+        assert any(p.startswith("pkg:deb/debian/libc6@") and f"arch={arch}" in p for p in purls), purls
+        assert any(p.startswith("pkg:deb/debian/python3@") for p in purls)
+        assert any(p.startswith("pkg:pypi/saxpy@0.1.0%2Bcu130") for p in purls)  # the venv's own distribution
+        slsa = statements[f"{image.id} slsa"]
+        assert slsa["subject"][0]["digest"]["sha256"] == record["digest"].removeprefix("sha256:")
+        dependencies = slsa["predicate"]["buildDefinition"]["resolvedDependencies"]
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        assert dependencies[0] == {"uri": f"git+{m.project.source}@{commit}", "digest": {"gitCommit": commit}}
+        bases = {d["name"]: "sha256:" + d["digest"]["sha256"] for d in dependencies
+                 if d.get("uri", "").startswith("oci:")}
+        assert bases == {ref: _registry_digest(ref) for ref in (image.build.build_image, image.runtime_image)}
 
     # the tag re-pushed with other content (one platform only): its digest has no signature
-    records = Manifest(dist / "manifest.json").data["artifacts"]
     amd64 = next(r["digest"] for r in records.values() if r.get("platform") == "linux/amd64")
     subprocess.run(["docker", "buildx", "imagetools", "create", f"--tag={tag}", f"{tag.rsplit(':', 1)[0]}@{amd64}"],
                    check=True, capture_output=True)
-    problems = publish.verify(m, plan, dist)
+    problems = publish.verify(m)
     assert any(p.startswith(f"{tag}: no valid signature") for p in problems), problems
 
 
@@ -359,10 +418,10 @@ def test_the_floating_tag_never_moves_back_to_an_older_release(image_release):
     assert action.action == publish.UPLOAD and f"{floating} stays at the newer 2.0.0" in action.detail
     assert len(_tag_digests(old_plan.images[0].tag)) == 2  # the older version's own tag is made
     assert _tag_digests(floating) == newest
-    assert publish.verify(old_m, old_plan, old_dist) == []
+    assert publish.verify(old_m) == []
 
 
-def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh_manifest(release):
+def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh_manifest(release, tmp_path, capsys):
     m, plan, dist = _as_version(*release, "0.6.0")
     first, second = ([w for w in plan.wheels if w.build.arch.value == arch] for arch in ("x86_64", "aarch64"))
     publish.publish(m, dataclasses.replace(plan, wheels=tuple(first)), dist, yes=True)
@@ -385,12 +444,24 @@ def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh
     assert sorted(c["hashes"][0]["content"] for c in sbom["components"]) == sorted(
         records[w.id]["sha256"] for w in plan.wheels)
     assert _digest(publish.metadata_image(m)) != metadata
-    assert publish.verify(m, plan, dist) == []
+    assert publish.verify(m) == []
+    # a user's check: verify-release, with the project's key, then with a key that signed nothing of it
+    (tmp_path / "matrix.toml").write_text(m.source.read_text().replace('version = "0.1.0"', 'version = "0.6.0"'))
+    for name in ("container", "examples"):
+        (tmp_path / name).symlink_to(m.source.parent / name)
+    key = signing.public_key(settings.state_dir())
+    capsys.readouterr()
+    assert cli.main(["verify-release", "--matrix", str(tmp_path / "matrix.toml"), "--key", str(key), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"version": "0.6.0", "verified": True, "problems": []}
+    other = signing.public_key(tmp_path / "other-signer")
+    assert cli.main(["verify-release", "0.6.0", "--matrix", str(tmp_path / "matrix.toml"), "--key", str(other)]) == 7
+    err = capsys.readouterr().err
+    assert "SHA256SUMS: its signature does not verify" in err and "is no valid slsaprovenance1 attestation" in err
     first_file = records[first[0].id]["file"]
     # a sum gone wrong where clients read it: the registry's release metadata, not the local file
     (dist / "SHA256SUMS").write_text(sums.replace(f"  {first_file}", f"0  {first_file}"))
-    publish._publish_metadata(m, dist)
-    problems = publish.verify(m, plan, dist)
+    publish._publish_metadata(m, dist, publish.metadata_names(publish.released(m, records)[0], keyless=False))
+    problems = publish.verify(m)
     assert [p.split(":")[0:4] for p in problems if p.startswith("wheel:")] == [first[0].id.split(":")]
     assert any("SHA256SUMS: its signature does not verify" in p for p in problems), problems
 

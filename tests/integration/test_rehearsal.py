@@ -123,6 +123,14 @@ def test_the_rehearsed_release_ends_as_the_demo_does_and_a_second_publishes_noth
     assert {(c["name"], c["version"]) for c in components} >= {("saxpy", f"{version}+cu130"),
                                                                   (tag.rsplit(":", 1)[0], f"{version}-cu130")}
 
+    # signed and attested (keyless stands in as the engine's key), the wheels' builder is the release workflow
+    log = Path(next(r.log for r in runs if r.job == "publish")).read_text()
+    assert "stand-in: TOOLKIT_SIGNING=keyless signs with the engine's key here" in log
+    assert publish.verify(m, out=tmp_path / "verified") == []
+    statements = json.loads((tmp_path / "verified" / "statements.json").read_text())
+    builder = statements["wheel:saxpy:cu130:aarch64 slsa"]["predicate"]["runDetails"]["builder"]["id"]
+    assert builder.startswith("https://github.com/") and "/.github/workflows/release.yml@refs/" in builder
+
     again = rehearse.rehearse(repo, inputs=inputs, root=tmp_path / "run")
     assert {r.result for r in again if r.job == "publish"} == {"success"}
     log = Path(next(r.log for r in again if r.job == "publish")).read_text()

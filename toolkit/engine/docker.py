@@ -160,10 +160,10 @@ def run(image: str, argv: list[str], *, platform: str | None = None, **kwargs) -
 
 def build_argv(*, dockerfile: Path, platform: str, tag: str, context: Path, push: bool = True,
                build_args: dict[str, str] | None = None, secrets: dict[str, Path] | None = None,
-               options: list[str] | None = None, builder: str | None = None, output: Path | None = None) -> list[str]:
+               options: list[str] | None = None, builder: str | None = None, output: str | None = None) -> list[str]:
     """The one ``docker buildx build`` command line: one platform, pushed (or loaded into the engine, or with
-    ``output`` its files exported to that folder instead)."""
-    destination = [f"--output=type=local,dest={output}"] if output else [f"--tag={tag}", "--push" if push else "--load"]
+    ``output``, an exporter such as ``type=local,dest=DIR``, its files exported instead)."""
+    destination = [f"--output={output}"] if output else [f"--tag={tag}", "--push" if push else "--load"]
     return ["docker", "buildx", "build", *([f"--builder={builder}"] if builder else []), f"--platform={platform}",
             f"--file={dockerfile}", *(options or []),
             *(f"--secret=id={k},src={v}" for k, v in (secrets or {}).items()), *destination,
