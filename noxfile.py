@@ -96,8 +96,14 @@ def rehearse(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Record the release manifest beside the docs and regenerate the support matrix."""
+    """Record the release manifest beside the docs, regenerate the support matrix, write the release report."""
     _toolkit(session, "docs")
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Write the release report page (`-- --screenshot report.png` also loads it in headless chromium)."""
+    _toolkit(session, "report")
 
 
 @nox.session

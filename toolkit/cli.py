@@ -24,7 +24,6 @@ from . import (
     container,
     cuda,
     demo,
-    docs,
     doctor,
     engine,
     images,
@@ -33,6 +32,7 @@ from . import (
     publish,
     rehearse,
     render,
+    report,
     settings,
     smoke,
     wheels,
@@ -168,12 +168,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    matrix = matrix_from(args)
-    root = matrix.source.resolve().parent
-    copied = docs.publish_manifest(Path(args.dist), root)
-    changed = render.write(matrix, root)
+    copied, changed, page = report.record_docs(matrix_from(args), Path(args.dist))
     print(f"release manifest: {copied}")
     print("\n".join(changed) if changed else "generated files are up to date")
+    print(f"release report: {page}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    matrix = registry_matrix_from(args) if args.screenshot else matrix_from(args)
+    dist = Path(args.dist)
+    out = Path(args.out) if args.out else matrix.source.resolve().parent / report.REPORT
+    page = report.write(matrix, Manifest(dist / "manifest.json").data["artifacts"], dist / "logs", out)
+    print(f"release report: {page}")
+    if args.screenshot:
+        report.browse(matrix, page, Path(args.screenshot))
+        print(f"screenshot (headless chromium): {args.screenshot}")
     return 0
 
 
@@ -427,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_args(p)
     p = command("docs", cmd_docs, "record the release manifest beside the docs and regenerate the support matrix")
     p.add_argument("--dist", default="dist", metavar="DIR", help="where the release manifest is")
+    p = command("report", cmd_report, "write the release report: a static HTML page of the artifact grid, the "
+                "timeline of every recorded stage, sizes, smoke results and build logs")
+    p.add_argument("--dist", default="dist", metavar="DIR", help="where the release manifest and logs are")
+    p.add_argument("--out", metavar="PATH", help=f"the page (default: {report.REPORT} beside matrix.toml)")
+    p.add_argument("--screenshot", metavar="PNG", help="also load the page in headless chromium and save a PNG")
     p = command("render", cmd_render, "write generated files (Dockerfiles, cibuildwheel configs, workflows, docs)")
     p.add_argument("--check", action="store_true", help="fail with a diff when a committed file differs")
     p = command("wheels", cmd_wheels, "build, repair, audit and record the planned wheels (cibuildwheel, cross)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import docs, engine, images, publish, render, settings, smoke, wheels
+from . import docs, engine, images, publish, report, settings, smoke, wheels
 from .console import step, table
 from .errors import EngineError, PublishError
 from .manifest import Manifest, identity
@@ -31,7 +31,7 @@ def run(m: Matrix, plan: Plan, dist: Path) -> str:
         ("smoke", lambda: smoke.require_pass(smoke.smoke(m, plan, dist))),
         ("publish", lambda: publish.publish(m, plan, dist, yes=True)),
         ("verify", lambda: _verify(m)),
-        ("docs", lambda: (docs.publish_manifest(dist, root), render.write(m, root))),
+        ("docs", lambda: report.record_docs(m, dist)),
     ]
     for number, (name, stage) in enumerate(stages, 1):
         step(f"[{number}/{len(stages)}] {name}")
@@ -71,4 +71,5 @@ def _summary(m: Matrix, plan: Plan, dist: Path, seconds: float) -> str:
         f"  images: {m.publish.image_repository}/<framework>:<version>-<cuda>",
         f"  build logs: {dist.resolve() / 'logs'}",
         f"  support matrix: {m.source.resolve().parent / docs.SUPPORT_MATRIX}",
+        f"  release report: {m.source.resolve().parent / report.REPORT}",
     ])

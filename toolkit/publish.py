@@ -401,7 +401,7 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
     cred = _index_credential(m)
     state = settings.state_dir()
     for a in decided:
-        image = not a.subject.startswith("wheel:")
+        image, started = not a.subject.startswith("wheel:"), now()
         if image and a.action in (UPLOAD, SKIP):
             _attest_images(state, plan, manifest, a.subject)  # before the tag names them
         if image and a.action == UPLOAD and _registry_digests(a.subject) is None:
@@ -416,13 +416,13 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
             record = manifest.get(a.subject)
             _twine_upload(dist / record["file"], m.publish.index_url, cred)
             manifest.record(a.subject, published={"index": m.publish.index_url, "sha256": record["sha256"],
-                                                   "at": now()})
+                                                   "started_at": started, "at": now()})
         else:
             if a.floating:  # the same digest as the signed version tag
                 _imagetools_create(a.floating, _refs(plan, manifest, a.subject))
             for i in (i for i in plan.images if i.tag == a.subject):
                 manifest.record(i.id, published={"tags": [a.subject, *filter(None, [a.floating])], "at": now(),
-                                                 "digest": manifest.get(i.id)["digest"]})
+                                                 "started_at": started, "digest": manifest.get(i.id)["digest"]})
 
 
 def _attest_images(state: Path, plan: Plan, manifest: Manifest, tag: str) -> None:

@@ -56,12 +56,17 @@ def _templates_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _environment() -> jinja2.Environment:
+def _environment(*, html: bool = False) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(_templates_dir()), undefined=jinja2.StrictUndefined,
         variable_start_string="<@", variable_end_string="@>", block_start_string="<%",
         block_end_string="%>", comment_start_string="<#", comment_end_string="#>",
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=html)
+
+
+def template(name: str, *, html: bool = False) -> jinja2.Template:
+    """A template of templates/ (``html``: values escaped), for pages made from records, not the matrix."""
+    return _environment(html=html).get_template(name)
 
 
 def _stamp(template: str) -> str:

@@ -47,6 +47,7 @@ class Run:
     gpu: str
     seconds: float
     detail: str
+    started_at: str = ""  # when it started (records made before this field have none)
 
 
 def python_image(m: Matrix, python: str) -> str:
@@ -131,7 +132,7 @@ def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: 
     inside = f"/wheels/{wheel.name}"
     volumes = {str(wheel.resolve()): {"bind": inside, "mode": "ro"},
                str(ca_mount()): {"bind": render.CA_IN_CONTAINER, "mode": "ro"}}
-    started = time.monotonic()
+    started, started_at = time.monotonic(), now()
     try:
         docker.pull(image, platform=platform, cred=docker.registry_credential())
         out = docker.run(image, ["sh", "-c", _script(w, inside)], platform=platform, volumes=volumes,
@@ -141,11 +142,11 @@ def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: 
         result, detail = FAIL, str(exc)[-600:]
     return Run(artifact=w.id, platform=platform, python=python, where="container", result=result,
                gpu="skipped: no GPU" if not gpu else "not run in containers here", seconds=_since(started),
-               detail=detail)
+               detail=detail, started_at=started_at)
 
 
 def _host_run(w: WheelArtifact, wheel: Path, audited_sass: list[str], gpu: bool) -> Run:
-    started = time.monotonic()
+    started, started_at = time.monotonic(), now()
     python = ".".join(map(str, sys.version_info[:2]))
     with tempfile.TemporaryDirectory(prefix="smoke-") as tmp:
         venv = Path(tmp) / "venv"
@@ -164,7 +165,7 @@ def _host_run(w: WheelArtifact, wheel: Path, audited_sass: list[str], gpu: bool)
         except CommandError as exc:
             result, detail, gpu_result = FAIL, str(exc)[-600:], "not reached"
     return Run(artifact=w.id, platform=w.build.platform, python=python, where="host", result=result,
-               gpu=gpu_result, seconds=_since(started), detail=detail)
+               gpu=gpu_result, seconds=_since(started), detail=detail, started_at=started_at)
 
 
 def require_pass(runs: list[Run]) -> None:
@@ -202,7 +203,7 @@ def _image_script(image: ImageArtifact, distribution: str) -> str:
 
 def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
     distribution, version = _image_expectations(m, image)
-    started = time.monotonic()
+    started, started_at = time.monotonic(), now()
     ref = record["platform_tag"]
     gpus = docker.gpu_options(gpu)
     try:
@@ -221,7 +222,7 @@ def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
         result, detail = FAIL, str(exc)[-600:]
     return Run(artifact=image.id, platform=image.build.platform, python="-", where="container", result=result,
                gpu="skipped: no GPU" if not gpu else "ran with --gpus all" if gpus else
-               "no NVIDIA container runtime", seconds=_since(started), detail=detail)
+               "no NVIDIA container runtime", seconds=_since(started), detail=detail, started_at=started_at)
 
 
 def _valid_runs(record: dict) -> list[Run]:
