@@ -302,7 +302,8 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     names = metadata_names(wheels, keyless)
     if not any(a.action == UPLOAD for a in decided) and names <= set(earlier):
         step(f"{metadata_image(m)}: up to date (nothing new was published)")
-        _write_files(dist, {name: earlier[name] for name in names})
+        # the published files, for the user's dist; this run's own manifest stays (it is the newer record)
+        _write_files(dist, {name: earlier[name] for name in names if name != "manifest.json"})
         return decided
     state = settings.state_dir()
     # Earlier attestations still hold (a wheel file is published once) when they were signed the same way.

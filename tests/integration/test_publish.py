@@ -137,7 +137,11 @@ def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     held = _held(m, "0.2.0")
     assert len(held) == 2 and all(held[f] == sha256(dist / f) for f in held)
     metadata = _digest(publish.metadata_image(m))
+    manifest = Manifest(dist / "manifest.json")  # a later smoke run of the same build, recorded locally
+    manifest.record(plan.wheels[0].id, smoke={**manifest.get(plan.wheels[0].id)["smoke"], "at": "2099-01-01"})
+    local = (dist / "manifest.json").read_text()
     assert {a.action for a in publish.publish(m, plan, dist, yes=True)} == {publish.SKIP}
+    assert (dist / "manifest.json").read_text() == local  # this run's records stay, not the registry's copy
     assert _digest(publish.metadata_image(m)) == metadata  # nothing new: the release metadata is not re-pushed
     assert (dist / "SHA256SUMS").read_text().count(".whl") == 2
     assert '"bomFormat": "CycloneDX"' in (dist / "sbom.cdx.json").read_text()
