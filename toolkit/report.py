@@ -144,7 +144,7 @@ def browse(m: Matrix, page: Path, screenshot: Path | None = None) -> tuple[str, 
     shots = Path(tempfile.mkdtemp(prefix="shot-"))
     argv = ["docker", "run", "--rm", "--platform=linux/amd64", f"--volume={folder}:/page:ro", f"--volume={shots}:/out",
             image, "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-            "--window-size=1400,1100", f"file:///page/{page.name}"]
+            "--window-size=1400,1500", f"file:///page/{page.name}"]
     dom = tools.run([*argv[:-1], "--dump-dom", argv[-1]], capture=True, quiet=True)
     if screenshot:
         tools.run([*argv[:-1], "--screenshot=/out/page.png", argv[-1]], capture=True, quiet=True)
