@@ -21,6 +21,7 @@ from . import (
     __version__,
     audit,
     bench,
+    console,
     container,
     cuda,
     demo,
@@ -409,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     matrix_help = f"matrix file (default: ${settings.MATRIX_ENV}, else ./matrix.toml)"
     parser.add_argument("--matrix", metavar="PATH", help=matrix_help)
+    verbose_help = "stream the build tools' output (default: to each task's log file, shown when it fails)"
+    plain_help = "progress as one line per state change, no live display (the default without a terminal)"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    parser.add_argument("--plain", action="store_true", help=plain_help)
     parser.epilog = "container/build.sh and container/run.sh run `toolkit container-build|container-run`."
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -418,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
         # Also after the subcommand (`nox -s wheels -- --matrix F` puts it there); SUPPRESS keeps the
         # value given before the subcommand when none comes after it.
         p.add_argument("--matrix", metavar="PATH", default=argparse.SUPPRESS, help=matrix_help)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
+        p.add_argument("--plain", action="store_true", default=argparse.SUPPRESS, help=plain_help)
         return p
 
     p = command("validate", cmd_validate, "check matrix.toml and report every problem")
@@ -556,6 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if wrapper:
             return wrapper(argv[1:])
         args = build_parser().parse_args(argv)
+        console.configure(verbose=args.verbose, plain=args.plain)
         # Commands that record into a release directory hold it: two runs would overwrite each other's records.
         with locks.hold(Path(args.dist) / "manifest.json", f"{args.dist}/") if "dist" in args else nullcontext():
             return args.func(args)

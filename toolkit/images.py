@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from . import fingerprint, preflight, provenance, render, tools, wheels
-from .console import step
+from .console import step, task
 from .engine import docker
 from .engine.daemon import host_arch
 from .errors import BuildError, CommandError
@@ -78,9 +78,9 @@ def platform_tag(image: ImageArtifact) -> str:
 
 def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path) -> tuple[float, str, str]:
     started, started_at = time.monotonic(), now()
-    step(f"{image.id}: docker buildx build ({image.build.platform}), log: {log}")
     try:
-        tools.run(argv, log=log)
+        with task(image.id, f"docker buildx build ({image.build.platform})", log):
+            tools.run(argv)
     except CommandError as exc:
         raise BuildError(f"{image.id}: {exc}") from None
     digest = json.loads(metadata.read_text()).get("containerimage.digest", "")

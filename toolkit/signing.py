@@ -174,7 +174,10 @@ def verify_image_attestation(state: Path, ref: str, predicate_type: str, trust: 
                           ref], capture=True, quiet=True)
     except CommandError as exc:
         raise PublishError([f"{ref}: no valid {predicate_type} attestation ({_failure(exc)})"]) from None
-    return _statements(proc.stdout)[-1]
+    statements = _statements(proc.stdout)
+    if not statements:
+        raise PublishError([f"{ref}: cosign verified no {predicate_type} attestation"])
+    return statements[-1]
 
 
 def verify_blob_attestation(state: Path, path: Path, envelope: Path, predicate_type: str, trust: Trust) -> dict:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from .console import say
+from .console import say, task_log
 from .errors import CommandError
 
 _SECRETS: set[str] = set()
@@ -62,20 +62,24 @@ def spawn(argv: Sequence[str | Path], log: Path, *, env: Mapping[str, str] | Non
 
 def run(argv: Sequence[str | Path], *, capture: bool = False, check: bool = True, quiet: bool = False,
         env: Mapping[str, str | None] | None = None, cwd: Path | None = None, input: str | None = None,
-        timeout: float | None = None, log: Path | None = None) -> subprocess.CompletedProcess[str]:
+        timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (never through a shell); raise CommandError when it fails and ``check``.
 
     ``env`` is laid over this process's environment; a None value removes that variable.
-    ``log`` sends all output to a file (parallel builds would interleave on a terminal).
+    Uncaptured output goes to the log of the running task (console.task), unless -v streams it.
     """
     args = [str(a) for a in argv]
     _require(args)
-    if not quiet:
+    log = None if capture else task_log()
+    if log:
+        with open(log, "a") as out:
+            out.write(f"+ {mask(shlex.join(args))}\n")
+    elif not quiet:
         say(f"+ {mask(shlex.join(args))}")
     full_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None} if env is not None else None
     try:
         # Uncaptured output goes to stderr so that stdout stays clean for --json.
-        with open(log, "w") if log else contextlib.nullcontext() as out:
+        with open(log, "a") if log else contextlib.nullcontext() as out:
             proc = subprocess.run(args, stdout=subprocess.PIPE if capture else out or 2,
                                   stderr=subprocess.PIPE if capture else subprocess.STDOUT if out else None,
                                   text=True, env=full_env, cwd=cwd, input=input, timeout=timeout, check=False)

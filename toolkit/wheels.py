@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from . import audit, cross, fingerprint, preflight, provenance, render, settings, tools
-from .console import step
+from .console import step, task
 from .engine import docker
 from .engine.daemon import host_arch
 from .errors import BuildError
@@ -203,9 +203,9 @@ def _mkdir(path: Path) -> Path:
 def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str, str], root: Path, tmp: Path,
                dist: Path, manifest: Manifest, inputs: dict) -> dict:
     tool = "the cross builder" if mode is BuildMode.CROSS else "cibuildwheel"
-    step(f"{w.id}: {tool} ({w.build.arch.value}, {mode.value})")
     started, started_at = time.monotonic(), now()
-    tools.run(argv, env=env, cwd=root)
+    with task(w.id, f"{tool} ({w.build.arch.value}, {mode.value})", dist / "logs" / f"{w.id.replace(':', '_')}.log"):
+        tools.run(argv, env=env, cwd=root)
     seconds = round(time.monotonic() - started, 1)
     built = sorted(tmp.glob("*.whl"))
     if len(built) != 1:

@@ -24,7 +24,7 @@ import docker.types
 from packaging.version import Version
 
 from .. import settings, tools
-from ..console import step
+from ..console import task
 from ..errors import CommandError, EngineError
 from . import credentials
 from .credentials import Credential
@@ -198,12 +198,12 @@ def ensure_image(image: str, platforms: list[str], *, dockerfile: Path, dry_run:
         return False
     commands = build_commands(dockerfile=dockerfile, image=image, platforms=missing, build_args=build_args,
                               secrets=secrets, joined=sorted({*have, *platforms}))
-    for argv in commands:
-        if dry_run:
-            print(shlex.join(argv))
-        else:
-            platform = next((a.split("=", 1)[1] for a in argv if a.startswith("--platform=")), "")
-            step(f"building {platform} of {image}" if platform else f"joining {image}")
+    if dry_run:
+        print("\n".join(shlex.join(argv) for argv in commands))
+        return True
+    log = settings.state_dir() / "logs" / (re.sub(r"[^\w.-]", "_", image) + ".log")
+    with task(image, f"building {', '.join(missing)}", log):
+        for argv in commands:
             tools.run(argv)
     return True
 
