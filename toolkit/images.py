@@ -114,7 +114,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                                list(bases[image.id].values()))
         record = manifest.get(image.id)
         if not force and not dry_run and record.get("fingerprint") == fp and record.get("pushed", False) >= push \
-                and "provenance" in record:  # a build recorded before provenance was is done again
+                and "provenance" in record:  # one recorded without provenance is built again
             step(f"{image.id}: up to date ({record['digest'][:19]})")
             records.append({"id": image.id, **record, "up_to_date": True})
         else:

@@ -159,7 +159,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
         fp = fingerprint.wheel(w, root, modes[w.id], [docker.manifest_digest(w.build.build_image)])
         record = manifest.get(w.id)
         if not force and record.get("fingerprint") == fp and (dist / record.get("file", "-")).exists() \
-                and "provenance" in record:  # a build recorded before provenance was is done again
+                and "provenance" in record:  # one recorded without provenance is built again
             step(f"{w.id}: up to date ({record['file']})")
             records.append({"id": w.id, **record, "up_to_date": True})
         else:
