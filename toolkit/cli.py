@@ -216,10 +216,10 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 
 
 def _print_built(records: list[dict], headers: tuple[str, ...], row: Callable[[dict], tuple]) -> None:
-    """The table of what was built (or is up to date), then a line for each artifact not built here."""
-    built = [row(r) for r in records if "not_built" not in r]
+    """The table of what was built or is up to date, then a line for each artifact not built here."""
+    built = [(*row(r), "up to date" if r.get("up_to_date") else "built") for r in records if "not_built" not in r]
     if built:
-        print(table(headers, built))
+        print(table((*headers, "this run"), built))
     for r in records:
         if "not_built" in r:
             print(f"not built here: {r['id']}: {r['not_built']}")
@@ -537,8 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def interrupted_summary(dist: Path, since: str) -> str:
-    """What an interrupted run recorded (each record is written whole, when its step ends) and what not."""
+def run_summary(dist: Path, since: str) -> str:
+    """What a run that stopped early (interrupted, or failed) recorded (each record is written whole, when its
+    step ends), and that a re-run does only the rest."""
     done: dict[str, list[str]] = {"built": [], "smoke-tested": [], "published": []}
     for artifact, record in Manifest(dist / "manifest.json").data["artifacts"].items():
         for what, at in (("built", record.get("built_at")), ("smoke-tested", (record.get("smoke") or {}).get("at")),
@@ -569,9 +570,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except ToolkitError as exc:
         print(f"error: {exc}".replace("\n", "\nerror: "), file=sys.stderr)
+        if args and "dist" in args and (Path(args.dist) / "manifest.json").exists():
+            print(f"before that: {run_summary(Path(args.dist), started)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("\ninterrupted" + (f": {interrupted_summary(Path(args.dist), started)}" if args and "dist" in args
+        print("\ninterrupted" + (f": {run_summary(Path(args.dist), started)}" if args and "dist" in args
                                   else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:  # `toolkit plan | head`: the reader left; no traceback for that

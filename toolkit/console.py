@@ -112,6 +112,7 @@ def task(key: str, what: str, log: Path) -> Iterator[None]:
     """Run a long task (``key``: the artifact or image it makes) whose tools write to ``log`` (emptied first)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
+    log.chmod(0o600)  # tools' output can show addresses, user names, tokens: readable by its owner only
     token = _task_log.set(log)
     _view.start(key, what)
     try:
