@@ -53,11 +53,16 @@ def status(record: dict[str, Any]) -> str:
 
 
 def stages(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every recorded stage of one artifact with its start and end (epoch seconds)."""
+    """Every recorded stage of one artifact with its start and end (epoch seconds): build (an image's with its
+    push), audit, each smoke run, publish."""
     found = []
     if record.get("build_started_at") and record.get("built_at"):
         found.append({"stage": "build", "start": _time(record["build_started_at"]), "end": _time(record["built_at"]),
                       "detail": f"{record.get('build_mode', '')} build{' and push' if record.get('pushed') else ''}"})
+    checked = record.get("audit") or {}
+    if checked.get("started_at") and checked.get("at"):
+        found.append({"stage": "audit", "start": _time(checked["started_at"]), "end": _time(checked["at"]),
+                      "detail": "SASS/PTX of every shared object against the promised GPU targets"})
     for run in smoke_runs(record):
         if run.get("started_at"):
             start = _time(run["started_at"])

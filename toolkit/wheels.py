@@ -206,7 +206,7 @@ def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str
     started, started_at = time.monotonic(), now()
     with task(w.id, f"{tool} ({w.build.arch.value}, {mode.value})", dist / "logs" / f"{w.id.replace(':', '_')}.log"):
         tools.run(argv, env=env, cwd=root)
-    seconds = round(time.monotonic() - started, 1)
+    seconds, built_at = round(time.monotonic() - started, 1), now()
     built = sorted(tmp.glob("*.whl"))
     if len(built) != 1:
         raise BuildError(f"{w.id}: {tool} produced {len(built)} wheels ({[b.name for b in built]}), not one")
@@ -214,11 +214,13 @@ def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str
     wheel = dist / built[0].name
     shutil.move(built[0], wheel)
     check_size(w, wheel)
+    audited_from = now()
     report = audit.audit_wheel(wheel, w.build.gpu_targets)
     record = {"kind": "wheel", "file": wheel.name, "sha256": sha256(wheel), "size": wheel.stat().st_size,
               "version": w.version, "platform": w.build.platform, "python_tag": w.python_tag,
               "cuda": w.build.cuda, "build_mode": mode.value, "build_seconds": seconds,
-              "build_started_at": started_at, "built_at": now(), "audit": audit.to_json(report), "provenance": inputs}
+              "build_started_at": started_at, "built_at": built_at, "provenance": inputs,
+              "audit": {**audit.to_json(report), "started_at": audited_from, "at": now()}}
     manifest.record(w.id, **record)
     if not report.ok:
         raise BuildError(f"{w.id}: {audit.describe(report)}")

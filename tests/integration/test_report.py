@@ -41,4 +41,5 @@ def test_the_report_loads_in_chromium_with_a_cell_per_artifact_and_a_bar_per_sta
     bars = re.findall(r'<rect class="bar [^"]*" data-artifact="([^"]+)" data-stage="([^"]+)"', dom)
     assert len(bars) == stages and {(a, "build") for a in built} <= set(bars)
     assert {(a, "smoke") for a in built} <= set(bars)
+    assert {(a, "audit") for a in built if a.startswith("wheel:")} <= set(bars)
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
