@@ -70,6 +70,7 @@ class _View:
 
 
 _view = _View()
+_SECRETS: set[str] = set()
 _task_log: contextvars.ContextVar[Path | None] = contextvars.ContextVar("task_log", default=None)
 
 
@@ -88,6 +89,19 @@ def verbose() -> bool:
 def task_log() -> Path | None:
     """The log file of the task this thread runs, where the tools' output goes (None: no task, or -v)."""
     return None if verbose() else _task_log.get()
+
+
+def register_secret(value: str) -> None:
+    """Never print ``value``: commands, captured output and task logs shown show *** instead."""
+    if value:
+        _SECRETS.add(value)
+
+
+def mask(text: str) -> str:
+    """Replace every registered secret in ``text`` with ***."""
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    return text
 
 
 def say(text: str, stream: TextIO | None = None) -> None:
@@ -121,7 +135,7 @@ def task(key: str, what: str, log: Path) -> Iterator[None]:
         seconds = _view.stop(key)
         lines = log.read_text(errors="replace").splitlines()[-TAIL:]
         say("\n".join([f"==> {key}: {what} FAILED after {seconds:.0f} s; the last lines of {log}:",
-                       *(f"    {line}" for line in lines)]))
+                       *(f"    {mask(line)}" for line in lines)]))
         raise
     finally:
         _task_log.reset(token)

@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 from pypi_simple import NoSuchProjectError, PyPISimple, UnsupportedContentTypeError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from . import provenance, sbom, settings, signing, smoke, tools
+from . import console, provenance, sbom, settings, signing, smoke, tools
 from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
@@ -244,8 +244,8 @@ def _twine_upload(path: Path, index_url: str, cred: credentials.Credential | Non
     if re.search(r"\b(401|403)\b", text):
         raise PublishError([f"the index {index_url} refused the credentials (HTTP 401/403) for {path.name}"])
     if re.search(r"\b5\d\d\b|Connection|Max retries|timed out", text):
-        raise TransientError(f"{index_url}: {tools.mask(text.strip()[-200:])}")
-    raise PublishError([f"uploading {path.name} to {index_url} failed: {tools.mask(text.strip()[-300:])}"])
+        raise TransientError(f"{index_url}: {console.mask(text.strip()[-200:])}")
+    raise PublishError([f"uploading {path.name} to {index_url} failed: {console.mask(text.strip()[-300:])}"])
 
 
 @_retrying

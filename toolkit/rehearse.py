@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from . import ghexpr, hostinfo, locks, settings, signing, tools
+from . import console, ghexpr, hostinfo, locks, settings, signing
 from .console import say, step
 from .engine import credentials
 from .engine.daemon import host_arch
@@ -425,7 +425,7 @@ class Rehearsal:
 
     def secrets(self) -> dict[str, str]:
         """The engine's credentials as the secrets the workflow names (GITHUB_TOKEN: none here); loading
-        them registers the passwords with :func:`tools.mask`, which every log line goes through."""
+        them registers the passwords with :func:`console.mask`, which every log line goes through."""
         state = settings.state_dir()
         registry, index = credentials.load(state, "registry"), credentials.load(state, "index")
         return {"REGISTRY_USERNAME": registry.username, "REGISTRY_PASSWORD": registry.password,
@@ -568,7 +568,7 @@ class Rehearsal:
         script.write_text(ghexpr.to_string(ghexpr.render(s["run"], contexts)))
         cwd = run.workspace / ghexpr.to_string(ghexpr.render(s.get("working-directory", ""), contexts))
         full_env = {**self._runner_env(run), **env, **{k: str(v) for k, v in files.items()}}
-        self._log(run, f"### {_step_name(s)}\n{tools.mask(script.read_text())}\n###\n")
+        self._log(run, f"### {_step_name(s)}\n{console.mask(script.read_text())}\n###\n")
         if full_env.get(settings.SIGNING_ENV) == signing.KEYLESS:
             # Sigstore's Fulcio and Rekor, and the runner's OIDC token, are out of reach: the engine's key signs.
             full_env[settings.SIGNING_ENV] = signing.KEY
@@ -603,7 +603,7 @@ class Rehearsal:
 
     def _log(self, run: _Instance, text: str) -> None:
         with run.log.open("a") as out:
-            out.write(tools.mask(text))
+            out.write(console.mask(text))
 
 
 def _labels(runs_on: Any) -> str:

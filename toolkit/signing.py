@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import settings, tools
+from . import console, settings, tools
 from .engine import credentials, daemon
 from .errors import CommandError, ConfigError, PublishError
 
@@ -67,7 +67,7 @@ def workflow_identity(source: str) -> str:
 def _password(state: Path) -> str:
     password = os.environ.get(settings.SIGNING_PASSWORD_ENV) or credentials.stored_secret(
         state, "signing", lambda: secrets.token_urlsafe(24))
-    tools.register_secret(password)
+    console.register_secret(password)
     return password
 
 

@@ -16,23 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from .console import say, task_log
+from .console import mask, say, task_log
 from .errors import CommandError
-
-_SECRETS: set[str] = set()
-
-
-def register_secret(value: str) -> None:
-    """Never print ``value``: commands and captured output show *** instead."""
-    if value:
-        _SECRETS.add(value)
-
-
-def mask(text: str) -> str:
-    """Replace every registered secret in ``text`` with ***."""
-    for secret in _SECRETS:
-        text = text.replace(secret, "***")
-    return text
 
 
 def which(tool: str) -> str | None:
@@ -86,13 +71,12 @@ def run(argv: Sequence[str | Path], *, capture: bool = False, check: bool = True
     except subprocess.TimeoutExpired:
         raise CommandError(f"{mask(shlex.join(args))}: no answer after {timeout} s") from None
     if check and proc.returncode != 0:
-        if log:
-            detail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        if log:  # the task shows the log's last lines as it ends
+            detail = f" (its output: {log})"
         else:
-            detail = (proc.stderr or proc.stdout or "").strip()[-2000:] if capture else ""
-        detail = mask(detail)
-        raise CommandError(f"{mask(shlex.join(args))} exited with {proc.returncode}"
-                           + (f":\n{detail}" if detail else ""))
+            output = mask((proc.stderr or proc.stdout or "").strip()[-2000:]) if capture else ""
+            detail = f":\n{output}" if output else ""
+        raise CommandError(f"{mask(shlex.join(args))} exited with {proc.returncode}{detail}")
     return proc
 
 

@@ -33,6 +33,17 @@ def test_a_failed_task_shows_the_last_lines_of_its_log_and_where_it_is(tmp_path,
     assert "an earlier run's line" not in err
 
 
+def test_a_failed_tasks_log_lines_are_shown_with_secrets_masked(tmp_path, capsys):
+    console.configure(stream=io.StringIO())
+    console.register_secret("s3cret-pw")
+    log = tmp_path / "login.log"
+    with pytest.raises(RuntimeError), console.task("image:none:cu130:x86_64", "docker login", log):
+        log.write_text("Error: login with s3cret-pw refused\n")
+        raise RuntimeError("refused")
+    err = capsys.readouterr().err
+    assert "    Error: login with *** refused" in err and "s3cret-pw" not in err
+
+
 def test_verbose_streams_so_no_task_log_takes_the_output(tmp_path):
     assert console.configure(verbose=True, stream=io.StringIO()) == console.VERBOSE
     try:

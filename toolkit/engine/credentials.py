@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import settings, tools
+from .. import console, settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +40,7 @@ def load(state: Path, service: str) -> Credential:
     else:
         stored = stored_secret(state, service, lambda: {"username": "toolkit", "password": secrets.token_urlsafe(24)})
         cred = Credential(stored["username"], stored["password"])
-    tools.register_secret(cred.password)
+    console.register_secret(cred.password)
     return cred
 
 
