@@ -383,12 +383,10 @@ def published_metadata(m: Matrix, version: str | None = None) -> dict[str, bytes
     if _registry_digests(image) is None:
         return {}
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
-        context = Path(tmp)
-        (context / "Dockerfile").write_text(f"FROM {image}\n")
-        tools.run(docker.build_argv(dockerfile=context / "Dockerfile", platform="linux/amd64", tag="",
-                                    context=context, output=f"type=local,dest={context / 'out'}"), capture=True)
-        out = context / "out" / "release"
-        return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        out = Path(tmp) / "out"
+        tools.run(docker.export_argv(image, "linux/amd64", f"type=local,dest={out}", Path(tmp)), capture=True)
+        release = out / "release"
+        return {p.relative_to(release).as_posix(): p.read_bytes() for p in sorted(release.rglob("*")) if p.is_file()}
 
 
 def metadata_image(m: Matrix, version: str | None = None) -> str:

@@ -110,11 +110,8 @@ def image_files(ref: str, platform: str) -> tuple[dict[str, str], list[tuple[str
     BuildKit streams the file system as a tar; only those files are kept, nothing runs in the image.
     """
     with tempfile.TemporaryDirectory(prefix="sbom-") as tmp:
-        context = Path(tmp)
-        (context / "Dockerfile").write_text(f"FROM {ref}\n")
-        argv = docker.build_argv(dockerfile=context / "Dockerfile", platform=platform, tag="", context=context,
-                                 output="type=tar,dest=-")
         system, dists = {}, []
+        argv = docker.export_argv(ref, platform, "type=tar,dest=-", Path(tmp))
         with tools.stream(argv) as out, tarfile.open(fileobj=out, mode="r|") as tar:
             for member in tar:
                 path = member.name.lstrip("./")

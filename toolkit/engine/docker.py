@@ -170,6 +170,13 @@ def build_argv(*, dockerfile: Path, platform: str, tag: str, context: Path, push
             *(f"--build-arg={k}={v}" for k, v in (build_args or {}).items()), str(context)]
 
 
+def export_argv(ref: str, platform: str, output: str, context: Path) -> list[str]:
+    """The ``docker buildx build`` that exports the files of the image ``ref`` (``output``: an exporter such as
+    ``type=local,dest=DIR``); its one-line Dockerfile is written into the empty folder ``context``."""
+    (context / "Dockerfile").write_text(f"FROM {ref}\n")
+    return build_argv(dockerfile=context / "Dockerfile", platform=platform, tag="", context=context, output=output)
+
+
 def build_commands(*, dockerfile: Path, image: str, platforms: list[str], context: Path | None = None,
                    build_args: dict[str, str] | None = None, secrets: dict[str, Path] | None = None,
                    joined: list[str] | None = None) -> list[list[str]]:
