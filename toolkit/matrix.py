@@ -140,6 +140,17 @@ def _index_url(value: object) -> str:
     return value
 
 
+_CHANNEL_ROOT = re.compile(r"^[\w./@+=,:-]*$")
+
+
+def _channel_root(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    if not _CHANNEL_ROOT.match(value):
+        raise ValueError("a local directory or an rclone remote (remote:bucket/path): letters, digits and ./@+=,:-")
+    return value
+
+
 def _local_label(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError("expected a string")
@@ -273,12 +284,26 @@ class Publish:
     image_repository: str = setting("image-repository", "Image repository (registry/namespace, lower case)",
                                     default="127.0.0.1:5000/gpu-toolkit", parse=_image_repository,
                                     schema={"type": "string", "pattern": _REPOSITORY.pattern})
+    default_cuda: str = setting("default-cuda", "The CUDA line whose wheels go to index-url, without a local "
+                                "label (as on PyPI); default: the newest line of [axes] cuda", default="")
+    channel_url: str = setting("channel-url", "Root URL of the per-CUDA channels (<channel-url>/cu130/simple/) "
+                               "and the variants index (<channel-url>/variants/simple/) that clients read",
+                               default="http://127.0.0.1:8082/", parse=_index_url,
+                               schema={"type": "string", "pattern": "^https?://"})
+    channel_root: str = setting("channel-root", "Where the channels are written: a local directory, or an rclone "
+                                "remote (remote:bucket/path, configured through RCLONE_CONFIG_* variables); default: "
+                                "channels/ in the toolkit's state directory, served on channel-url", default="",
+                                parse=_channel_root, schema={"type": "string", "pattern": _CHANNEL_ROOT.pattern})
 
 
     @property
     def is_pypi(self) -> bool:
         """True for PyPI's and TestPyPI's upload URLs, which refuse versions with a local label."""
         return self.index_url in _KNOWN_SIMPLE
+
+    def default_line(self, versions: tuple[str, ...]) -> str:
+        """The CUDA line of the primary index: ``default-cuda``, else the newest of ``versions``."""
+        return self.default_cuda or max(versions, key=Version)
 
     @property
     def read_url(self) -> str:
@@ -376,7 +401,7 @@ def _check(m: Matrix, root: Path, problems: Problems) -> None:
         if m.cuda is not None:
             _check_names(m.axes.cuda, m.cuda, "axes.cuda", "cuda", problems)
             _check_local_labels(m.axes.cuda, m.cuda, problems)
-            _check_pypi_labels(m, problems)
+            _check_default_cuda(m, problems)
         if m.framework is not None:
             _check_names(m.axes.framework, m.framework, "axes.framework", "framework", problems)
     for version, line in _loaded(m.cuda):
@@ -460,16 +485,10 @@ def _check_local_labels(versions: tuple[str, ...], lines: Mapping[str, CudaLine]
         seen.setdefault(label, version)
 
 
-def _check_pypi_labels(m: Matrix, problems: Problems) -> None:
-    """PyPI refuses a file whose version has a local label: such a matrix could never publish there."""
-    if not m.publish or not m.publish.is_pypi:
-        return
-    for version in m.axes.cuda:
-        if m.cuda.get(version) is not None and m.cuda[version].local_version:
-            problems.add(key_path(key_path("cuda", version), "local-version"),
-                         f"{m.cuda[version].local_version!r}: PyPI ([publish] index-url {m.publish.index_url}) "
-                         "refuses versions with a local label; publish labelled CUDA lines to an index of your own, "
-                         "or select the line for PyPI without a label")
+def _check_default_cuda(m: Matrix, problems: Problems) -> None:
+    if m.publish and m.publish.default_cuda and m.publish.default_cuda not in m.axes.cuda:
+        problems.add("publish.default-cuda", f"{m.publish.default_cuda!r} is not a line of [axes] cuda"
+                     + suggest(m.publish.default_cuda, list(m.axes.cuda)) + f"; allowed: {', '.join(m.axes.cuda)}")
 
 
 def _check_build_mode(m: Matrix, arch: str, mode: BuildMode, problems: Problems) -> None:

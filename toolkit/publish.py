@@ -1,5 +1,10 @@
 """``toolkit publish``: gated, idempotent and retrying uploads of wheels and images.
 
+Each wheel goes to three places: its CUDA line's channel as built (``0.1.0+cu130``), the variants index as
+a PEP 825 variant (``0.1.0``, label ``cu130``), and, for the default CUDA line only, the primary index
+without a local label (``0.1.0``, as PyPI takes it). The copies differ from the smoke-tested file in their
+metadata only (``stamp`` checks it).
+
 Gates run before anything is sent and list every problem. Each artifact is then
 compared with what its target already holds: the same content is skipped, other
 content under the same name is refused (never overwritten), and only what is
@@ -22,15 +27,17 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from pypi_simple import NoSuchProjectError, PyPISimple, UnsupportedContentTypeError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from uv import find_uv_bin
+from variantlib.constants import VARIANT_DIST_INFO_FILENAME
 
-from . import console, provenance, sbom, settings, signing, smoke, tools
+from . import channels, console, provenance, sbom, settings, signing, smoke, stamp, tools
 from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
 from .errors import CommandError, PublishError, ToolkitError
 from .manifest import Manifest, identity, now
 from .matrix import Matrix
-from .plan import ImageArtifact, Plan, WheelArtifact, make_plan
+from .plan import ImageArtifact, Plan, WheelArtifact, cuda_tag, make_plan
 from .wheels import sha256
 
 # What a release publishes beside its files (the signature of SHA256SUMS too); then, by how it was signed,
@@ -39,10 +46,12 @@ METADATA_FILES = ("manifest.json", "SHA256SUMS", "SHA256SUMS.sig", "sbom.cdx.jso
 PUBLIC_KEY = "cosign.pub"
 ATTESTATIONS = {"slsa": provenance.COSIGN_TYPE, "cdx": sbom.COSIGN_TYPE}  # file name part -> cosign's type
 UPLOAD, SKIP, REFUSE = "upload", "skip (already published)", "REFUSE"
+INDEX = "index"  # the primary index of [publish] index-url
 HOLD = "hold (platforms missing)"
 _OCI_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _ATTEMPTS = 4
-# The host's pip may look into a local wheel folder; a client check must see the index alone.
+# The host's pip may look into a local wheel folder; a client check must see the index alone. Checks ask for
+# exactly one version (===): ==0.1.0 also matches 0.1.0+cu130.
 _NO_LOCAL_WHEELS = {"PIP_FIND_LINKS": ""}
 
 
@@ -65,6 +74,7 @@ class Action:
     action: str
     detail: str
     floating: str = ""  # images: the floating tag this publish moves ("" where it stays)
+    channel: str = ""  # wheels: INDEX, a CUDA line's channel (cu130) or channels.VARIANTS
 
 
 def gates(m: Matrix, plan: Plan, whole: Plan, dist: Path, manifest: Manifest) -> list[str]:
@@ -153,14 +163,41 @@ def _index_files(simple_url: str, project: str) -> dict[str, str]:
     return {p.filename: p.digests.get("sha256", "") for p in page.packages}
 
 
-def _wheel_action(w: WheelArtifact, record: dict, index_url: str, on_index: dict[str, str]) -> Action:
-    held = on_index.get(record["file"])
-    if held is None:
-        return Action(subject=w.id, target=index_url, action=UPLOAD, detail=record["file"])
-    if held == record["sha256"]:
-        return Action(subject=w.id, target=index_url, action=SKIP, detail=record["file"])
-    return Action(subject=w.id, target=index_url, action=REFUSE,
-                  detail=f"{record['file']} is already there with sha256 {held[:16]}, not {record['sha256'][:16]}")
+def copies(m: Matrix, w: WheelArtifact, record: dict, dist: Path) -> dict[str, Path]:
+    """channel -> the file a built wheel is published as there (the copies are written into ``dist``)."""
+    built = dist / record["file"]
+    line = cuda_tag(w.build.cuda)
+    found = {line: built, channels.VARIANTS: stamp.variant(built, m.project.version, line,
+                                                           variant_properties(record), dist)}
+    if w.build.cuda == m.publish.default_line(m.axes.cuda):
+        found[INDEX] = stamp.with_version(built, m.project.version, dist) if w.version != m.project.version \
+            else built
+    return found
+
+
+def variant_properties(record: dict) -> list[str]:
+    """What a wheel variant declares: the CUDA line as the driver's lower bound, and every GPU target its audit
+    found (SASS as ``<sm>_real``, an arch-specific ``90a`` as ``90_real``; PTX as ``<sm>_virtual``)."""
+    audit = record.get("audit") or {}
+    objects = audit.get("objects", [])
+    sms = {f"{s.rstrip('af')}_real" for o in objects for s in o.get("sass", [])}
+    sms |= {f"{s.rstrip('af')}_virtual" for o in objects for s in o.get("ptx", [])}
+    return [f"nvidia :: cuda_version_lower_bound :: {record['cuda']}",
+            *(f"nvidia :: sm_arch :: {sm}" for sm in sorted(sms, key=lambda v: (int(v.split("_")[0]), v)))]
+
+
+def _target_url(m: Matrix, channel: str) -> str:
+    return m.publish.index_url if channel == INDEX else channels.channel(m, channel).simple_url
+
+
+def _wheel_action(w: WheelArtifact, channel: str, url: str, path: Path, held: dict[str, str]) -> Action:
+    known, digest = held.get(path.name), sha256(path)
+    if known is None:
+        return Action(subject=w.id, target=url, action=UPLOAD, detail=path.name, channel=channel)
+    if known == digest:
+        return Action(subject=w.id, target=url, action=SKIP, detail=path.name, channel=channel)
+    return Action(subject=w.id, target=url, action=REFUSE, channel=channel,
+                  detail=f"{path.name} is already there with sha256 {known[:16]}, not {digest[:16]}")
 
 
 def floating_tag(image: ImageArtifact) -> str:
@@ -215,12 +252,18 @@ def _registry_digests(ref: str) -> list[str] | None:
     raise TransientError(f"{ref}: {text.strip()[-200:]}")
 
 
-def actions(m: Matrix, plan: Plan, whole: Plan, manifest: Manifest, *, partial: bool = False) -> list[Action]:
-    """Upload, skip, hold or refuse, for every wheel file and every image tag of the plan (``whole``, the
-    unselected plan, says which platforms each tag is made of)."""
-    on_index = {package: _index_files(m.publish.read_url, package) for package in {w.package for w in plan.wheels}}
-    found = [_wheel_action(w, manifest.get(w.id), m.publish.index_url, on_index[w.package])
-             for w in plan.wheels]
+def actions(m: Matrix, plan: Plan, whole: Plan, manifest: Manifest, dist: Path, *,
+            partial: bool = False) -> list[Action]:
+    """Upload, skip, hold or refuse, for every file of every wheel on each of its targets and every image tag
+    of the plan (``whole``, the unselected plan, says which platforms each tag is made of)."""
+    held: dict[tuple[str, str], dict[str, str]] = {}
+    found = []
+    for w in plan.wheels:
+        for channel, path in copies(m, w, manifest.get(w.id), dist).items():
+            if (channel, w.package) not in held:
+                held[channel, w.package] = _index_files(m.publish.read_url, w.package) if channel == INDEX \
+                    else channels.held(channels.channel(m, channel), w.package)
+            found.append(_wheel_action(w, channel, _target_url(m, channel), path, held[channel, w.package]))
     for tag in dict.fromkeys(i.tag for i in plan.images):
         members = [i for i in plan.images if i.tag == tag]
         found.append(_image_action(m, members, [i for i in whole.images if i.tag == tag],
@@ -287,7 +330,7 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     problems = gates(m, plan, whole, dist, manifest)
     if problems:
         raise PublishError(problems)
-    decided = actions(m, plan, whole, manifest, partial=partial)
+    decided = actions(m, plan, whole, manifest, dist, partial=partial)
     refused = [a for a in decided if a.action == REFUSE]
     if refused:
         raise PublishError([f"{a.subject}: refused: {a.detail}" for a in refused])
@@ -346,18 +389,27 @@ def _attest_wheels(state: Path, wheels: list[dict], dist: Path, earlier: dict[st
 def released(m: Matrix, records: dict[str, dict], version: str | None = None) -> tuple[list[dict], list[dict]]:
     """The wheel and image records (of a manifest's ``records``) of every artifact published for this version
     (``version``, else the matrix's), by any publish so far: the release metadata grows with each publish of
-    the version and never forgets an earlier one."""
+    the version and never forgets an earlier one. A wheel gives one record per published copy (``file``,
+    ``sha256``, ``channel``, ``url`` of the copy; ``id`` ``<artifact>@<channel>``)."""
     version = version or m.project.version
     wheels, images = [], []
     for artifact_id, r in sorted(records.items()):
         published = r.get("published") or {}
         if r.get("kind") == "wheel" and published.get("sha256") == r.get("sha256") and \
                 parse_wheel_filename(r["file"])[1].public == version:
-            wheels.append({"id": artifact_id, **r})
+            wheels += [{**r, "id": f"{artifact_id}@{channel}", "channel": channel, "file": copy["file"],
+                        "sha256": copy["sha256"], "url": copy["url"]} for channel, copy in _files(r).items()]
         elif r.get("kind") == "image" and published.get("digest") == r.get("digest") and any(
                 t.rsplit(":", 1)[-1].startswith(f"{version}-") for t in published.get("tags", [])):
             images.append({"id": artifact_id, **r})
     return wheels, images
+
+
+def _files(r: dict) -> dict[str, dict]:
+    """channel -> the published copy of a wheel record; a wheel published before the channels went to the
+    primary index as built."""
+    published = r["published"]
+    return published.get("files") or {INDEX: {"file": r["file"], "sha256": r["sha256"], "url": published["index"]}}
 
 
 def adopt_published(manifest: Manifest, earlier: dict) -> None:
@@ -399,29 +451,44 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
         docker.login(m.publish.image_repository.split("/")[0], docker.registry_credential())
     cred = _index_credential(m)
     state = settings.state_dir()
+    for w in plan.wheels:
+        _send_wheel(m, w, dist, manifest, [a for a in decided if a.channel and a.subject == w.id], cred)
     for a in decided:
-        image, started = not a.subject.startswith("wheel:"), now()
-        if image and a.action in (UPLOAD, SKIP):
+        if a.channel:
+            continue
+        started = now()
+        if a.action in (UPLOAD, SKIP):
             _attest_images(state, plan, manifest, a.subject)  # before the tag names them
-        if image and a.action == UPLOAD and _registry_digests(a.subject) is None:
+        if a.action == UPLOAD and _registry_digests(a.subject) is None:
             _imagetools_create(a.subject, _refs(plan, manifest, a.subject))
-        if image and a.action in (UPLOAD, SKIP) and signing.verify_image(state, a.subject, _trust(m, state)):
+        if a.action in (UPLOAD, SKIP) and signing.verify_image(state, a.subject, _trust(m, state)):
             # unsigned: new, a crash between tag and signature, or published before signing (a tag holding
             # other content than the manifest records was refused before anything was sent)
             signing.sign_image(state, a.subject)
         if a.action != UPLOAD:
             continue
-        if not image:
-            record = manifest.get(a.subject)
-            _twine_upload(dist / record["file"], m.publish.index_url, cred)
-            manifest.record(a.subject, published={"index": m.publish.index_url, "sha256": record["sha256"],
-                                                   "started_at": started, "at": now()})
+        if a.floating:  # the same digest as the signed version tag
+            _imagetools_create(a.floating, _refs(plan, manifest, a.subject))
+        for i in (i for i in plan.images if i.tag == a.subject):
+            manifest.record(i.id, published={"tags": [a.subject, *filter(None, [a.floating])], "at": now(),
+                                             "started_at": started, "digest": manifest.get(i.id)["digest"]})
+
+
+def _send_wheel(m: Matrix, w: WheelArtifact, dist: Path, manifest: Manifest, mine: list[Action],
+                cred: credentials.Credential | None) -> None:
+    """Send the copies of one wheel that its targets lack; record where each copy is once all are there."""
+    record = manifest.get(w.id)
+    done = (record.get("published") or {}).get("sha256") == record["sha256"]
+    if done and all(a.action == SKIP for a in mine):
+        return
+    started = now()
+    for a in (a for a in mine if a.action == UPLOAD):
+        if a.channel == INDEX:
+            _twine_upload(dist / a.detail, m.publish.index_url, cred)
         else:
-            if a.floating:  # the same digest as the signed version tag
-                _imagetools_create(a.floating, _refs(plan, manifest, a.subject))
-            for i in (i for i in plan.images if i.tag == a.subject):
-                manifest.record(i.id, published={"tags": [a.subject, *filter(None, [a.floating])], "at": now(),
-                                                 "started_at": started, "digest": manifest.get(i.id)["digest"]})
+            channels.publish(channels.channel(m, a.channel), w.package, [dist / a.detail])
+    manifest.record(w.id, published={"sha256": record["sha256"], "started_at": started, "at": now(), "files": {
+        a.channel: {"file": a.detail, "sha256": sha256(dist / a.detail), "url": a.target} for a in mine}})
 
 
 def _attest_images(state: Path, plan: Plan, manifest: Manifest, tag: str) -> None:
@@ -466,10 +533,10 @@ def _publish_metadata(m: Matrix, dist: Path, names: set[str]) -> str:
     return image
 
 
-def _install_in_clean_venv(package: str, version: str, index: list[str], venv: Path) -> list[str]:
+def _install_in_clean_venv(package: str, version: str, index: list[str], venv: Path, _: dict) -> list[str]:
     """``pip install NAME==VERSION`` from the index into a fresh venv, then import it."""
     tools.run([sys.executable, "-m", "venv", "--clear", venv], quiet=True)
-    steps = [[venv / "bin" / "pip", "install", "--quiet", "--no-cache-dir", *index, f"{package}=={version}"],
+    steps = [[venv / "bin" / "pip", "install", "--quiet", "--no-cache-dir", *index, f"{package}==={version}"],
              [venv / "bin" / "python", "-c", f"import {package.replace('-', '_')}"]]
     for argv in steps:
         proc = tools.run(argv, capture=True, check=False, env=_NO_LOCAL_WHEELS)
@@ -531,15 +598,19 @@ def verify(m: Matrix, *, version: str | None = None, key: Path | None = None, ou
 
 def _verify_wheel(m: Matrix, r: dict, sums: dict[str, str], metadata: Path, tmp: Path, trust: signing.Trust,
                   statements: dict) -> list[str]:
-    name, version = parse_wheel_filename(r["file"])[:2]
+    name, version = parse_wheel_filename(stamp.base(r["file"]))[:2]
     target = tmp / r["id"].replace(":", "_")
-    index = ["--index-url", m.publish.read_url]
-    proc = tools.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                      *download_target(r["file"]), *index, "-d", target, f"{name}=={version}"],
-                     capture=True, check=False, env=_NO_LOCAL_WHEELS)
-    got = next(iter(target.glob("*.whl")), None)
-    if proc.returncode != 0 or got is None or sha256(got) != r["sha256"]:
-        return [f"pip download from the index did not return the published file ({proc.stderr.strip()[-200:]})"]
+    channel = r.get("channel", INDEX)
+    index = ["--index-url", m.publish.read_url if channel == INDEX else channels.channel(m, channel).simple_url]
+    if channel == channels.VARIANTS:  # pip does not know variants: fetched as the page links it, installed by uv
+        got, problem = _fetch(f"{index[1]}{name}/{r['file']}", target), ""
+    else:
+        proc = tools.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                          *download_target(r["file"]), *index, "-d", target, f"{name}==={version}"],
+                         capture=True, check=False, env=_NO_LOCAL_WHEELS)
+        got, problem = next(iter(target.glob("*.whl")), None), proc.stderr.strip()[-200:]
+    if got is None or sha256(got) != r["sha256"]:
+        return [f"{index[1]} did not serve the published {r['file']} ({problem or 'not found'})"]
     if sums.get(got.name) != r["sha256"]:
         return [f"the published SHA256SUMS says {sums.get(got.name, 'nothing')[:16]} for {got.name}, "
                 f"the index served {r['sha256'][:16]}"]
@@ -555,8 +626,51 @@ def _verify_wheel(m: Matrix, r: dict, sums: dict[str, str], metadata: Path, tmp:
         except PublishError as exc:
             problems += exc.problems
     if not problems and r["platform"] == host_arch().platform:
-        problems += _install_in_clean_venv(str(name), str(version), index, tmp / "venv")
+        install = _uv_install_variant if channel == channels.VARIANTS else _install_in_clean_venv
+        problems += install(str(name), str(version), index, tmp / "venv", r)
     return problems
+
+
+def _fetch(url: str, folder: Path) -> Path | None:
+    answer = requests.get(url, timeout=60)
+    if answer.status_code != 200:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / url.rsplit("/", 1)[1]).write_bytes(answer.content)
+    return folder / url.rsplit("/", 1)[1]
+
+
+def gpu_of(r: dict) -> dict[str, str]:
+    """What uv's NVIDIA provider is told to see: a driver of the wheel's CUDA line and a GPU it has SASS for
+    (the variant a machine like that gets)."""
+    sm = next(p.rsplit(" ", 1)[1] for p in variant_properties(r) if p.endswith("_real"))
+    number = sm.split("_")[0]
+    return {"NV_VARIANT_PROVIDER_FORCE_CUDA_DRIVER_VERSION": r["cuda"],
+            "NV_VARIANT_PROVIDER_FORCE_SM_ARCH": f"{number[:-1]}.{number[-1]}"}
+
+
+def uv_install_argv(venv: Path, index_url: str, requirement: str) -> list:
+    """uv installing a wheel variant from a variants index (PEP 825 is behind a preview flag in uv 0.13)."""
+    return [find_uv_bin(), "pip", "install", "--quiet", "--no-cache", "--preview-features", "wheel-variants",
+            "--python", venv / "bin" / "python", "--index-url", index_url, requirement]
+
+
+def _uv_install_variant(package: str, version: str, index: list[str], venv: Path, r: dict) -> list[str]:
+    """uv, told it runs on a GPU machine of the wheel's CUDA line, picks this variant from the variants index
+    into a clean venv; it imports."""
+    tools.run([sys.executable, "-m", "venv", "--clear", "--without-pip", venv], quiet=True)
+    proc = tools.run(uv_install_argv(venv, index[1], f"{package}==={version}"), capture=True, check=False,
+                     env=gpu_of(r))
+    if proc.returncode != 0:
+        return [f"uv install from {index[1]} failed in a clean venv: {proc.stderr.strip()[-300:]}"]
+    label = r["file"].removesuffix(".whl").rsplit("-", 1)[1]
+    found = list(venv.glob(f"lib/python*/site-packages/*.dist-info/{VARIANT_DIST_INFO_FILENAME}"))
+    picked = json.loads(found[0].read_text()).get("variants", {}) if found else {}
+    if label not in picked:
+        return [f"uv installed {', '.join(picked) or 'no variant'} from {index[1]}, not {label}"]
+    proc = tools.run([venv / "bin" / "python", "-c", f"import {package.replace('-', '_')}"], capture=True,
+                     check=False)
+    return [f"import {package} failed after uv installed it: {proc.stderr.strip()[-200:]}"] if proc.returncode else []
 
 
 def _verify_image(state: Path, tag: str, members: list[dict], trust: signing.Trust, statements: dict) -> list[str]:

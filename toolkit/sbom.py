@@ -25,7 +25,7 @@ from packageurl import PackageURL
 from packaging.metadata import Metadata
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from . import tools
+from . import stamp, tools
 from .engine import docker
 from .errors import PublishError
 from .matrix import Matrix
@@ -49,7 +49,7 @@ def _sha256(hexdigest: str) -> list[HashType]:
 
 
 def _wheel_component(r: dict) -> Component:
-    name, version = parse_wheel_filename(r["file"])[:2]
+    name, version = parse_wheel_filename(stamp.base(r["file"]))[:2]
     return Component(type=ComponentType.LIBRARY, name=name, version=str(version), bom_ref=r["id"],
                      purl=PackageURL(type="pypi", name=name, version=str(version), qualifiers={"file_name": r["file"]}),
                      hashes=_sha256(r["sha256"]))

@@ -96,8 +96,10 @@ BAD = [
      'cuda."13.0".local-version: local-version \'cu130\', like cuda."12.8": their wheels would have the same'),
     ("local label in upper case", 'local-version = "cu130"', 'local-version = "CU130"',
      'cuda."13.0".local-version: a PEP 440 local label'),
-    ("local labels for PyPI", "[mirror]", '[publish]\nindex-url = "https://upload.pypi.org/legacy/"\n[mirror]',
-     "cuda.\"13.0\".local-version: 'cu130': PyPI ([publish] index-url https://upload.pypi.org/legacy/) refuses"),
+    ("default line not on the axis", "[mirror]", '[publish]\ndefault-cuda = "12.6"\n[mirror]',
+     "publish.default-cuda: '12.6' is not a line of [axes] cuda (did you mean \"12.8\"?); allowed: 12.8, 13.0"),
+    ("channel root with a space", "[mirror]", '[publish]\nchannel-root = "s3:my bucket"\n[mirror]',
+     "publish.channel-root: a local directory or an rclone remote"),
     ("framework cuda unknown", 'arch = ["x86_64"]\n', 'arch = ["x86_64"]\ncuda = ["11.8"]\n',
      "framework.vllm.cuda[0]: unknown CUDA version"),
 ]

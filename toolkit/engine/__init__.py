@@ -1,4 +1,4 @@
-"""The local build engine: Docker, buildx, emulation, registry, index and base images.
+"""The local build engine: Docker, buildx, emulation, registry, index, channel server and base images.
 
 ``up`` brings up, in order and only where missing, everything the plan needs;
 ``status`` reports without changing anything; ``down`` stops only what the
@@ -10,18 +10,19 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .. import locks, settings
+from .. import channels, locks, settings
 from ..matrix import Matrix
 from ..plan import Plan
 from . import baseimages, credentials, daemon, docker, host, services
 from .host import Status
 
 # Stopped in this order: dependents first.
-SERVICES = (("index", "index"), ("registry", "registry"), ("dockerd", ""))
+SERVICES = (("channels", "channels-server"), ("index", "index"), ("registry", "registry"), ("dockerd", ""))
 
 
-def _addresses(m: Matrix) -> tuple[str, str]:
-    return (services.registry_address(m.publish.image_repository), services.index_address(m.publish.index_url))
+def _addresses(m: Matrix) -> tuple[str, str, str]:
+    return (services.registry_address(m.publish.image_repository), services.index_address(m.publish.index_url),
+            services.index_address(m.publish.channel_url))
 
 
 def up(m: Matrix, plan: Plan, state: Path) -> list[Status]:
@@ -31,12 +32,13 @@ def up(m: Matrix, plan: Plan, state: Path) -> list[Status]:
 
 
 def _up(m: Matrix, plan: Plan, state: Path) -> list[Status]:
-    registry, index = _addresses(m)
+    registry, index, channel_server = _addresses(m)
     archs = sorted({a.build.arch for a in plan.artifacts}, key=lambda a: a.value)
     found = [daemon.ensure_dockerd(state), daemon.ensure_buildx(state), daemon.ensure_binfmt(archs)]
     registry_cred = credentials.load(state, "registry")
     found.append(services.ensure_registry(state, registry, registry_cred))
     found.append(services.ensure_index(state, index, credentials.load(state, "index")))
+    found.append(services.ensure_channels(state, channel_server, channels.local_root(m)))
     images = baseimages.needed(m, plan)
     found += [baseimages.ensure(state, image) for image in images]
     found[2] = _verify_emulation(found[2], images, registry_cred)
@@ -72,9 +74,10 @@ def login(m: Matrix, state: Path) -> None:
 
 def status(m: Matrix, plan: Plan, state: Path) -> list[Status]:
     """Report every component without starting or installing anything."""
-    registry, index = _addresses(m)
+    registry, index, channel_server = _addresses(m)
     found = [daemon.dockerd_status(state), daemon.buildx_status(), daemon.binfmt_status(),
-             services.registry_status(state, registry), services.index_status(state, index)]
+             services.registry_status(state, registry), services.index_status(state, index),
+             services.channels_status(state, channel_server)]
     images = baseimages.needed(m, plan)
     if found[0].up:
         login(m, state)  # the mirror tags of the base images are read from the registry

@@ -1,11 +1,13 @@
-"""Engine components 4-5: a local OCI registry and a local Python package index.
+"""Engine components 4-6: a local OCI registry, a local Python package index, and a web server for the
+static channels.
 
-Both listen on loopback only and ask for a password to push/upload; the index
-serves installs anonymously.
+All listen on loopback only; the registry and the index ask for a password to push/upload, the index and
+the channels serve installs anonymously (the channels are written as files, by rclone).
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import secrets
 import sys
@@ -137,3 +139,66 @@ def ensure_index(state: Path, address: str, cred: Credential) -> Status:
 
     _serve("index", "package index", address, home, setup)
     return index_status(state, address)
+
+
+# Workers run as the owner of the files they serve (the default, nobody, cannot read a private state directory).
+# PEP 691: a client that asks for JSON gets the project page's index.json, any other the PEP 503 index.html.
+_NGINX_CONF = """daemon off;
+user {user};
+pid {home}/nginx.pid;
+error_log {home}/error.log warn;
+worker_processes 1;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {home}/tmp/body;
+    proxy_temp_path {home}/tmp/proxy;
+    fastcgi_temp_path {home}/tmp/fastcgi;
+    uwsgi_temp_path {home}/tmp/uwsgi;
+    scgi_temp_path {home}/tmp/scgi;
+    types {{ text/html html; application/json json; }}
+    default_type application/octet-stream;
+    map $http_accept $simple_page {{
+        "~application/vnd\\.pypi\\.simple\\.v1\\+json" index.json;
+        default index.html;
+    }}
+    server {{
+        listen {host}:{port};
+        root {root};
+        index $simple_page;
+        add_header Vary Accept;
+        location ~ /index\\.json$ {{ default_type application/vnd.pypi.simple.v1+json; types {{}} }}
+    }}
+}}
+"""
+
+
+def channels_status(state: Path, address: str) -> Status:
+    """Whether the channels' web server at ``address`` answers."""
+    version = ""
+    if tools.which("nginx"):
+        version = tools.run(["nginx", "-v"], capture=True, quiet=True, check=False).stderr.strip().split("/")[-1]
+    return _service_status("channels", address, state / "channels-server", version)
+
+
+def ensure_channels(state: Path, address: str, root: Path | None) -> Status:
+    """rclone (which writes the channels) on PATH; and, for a channel root on this machine, nginx serving it
+    on ``address`` (loopback) unless something answers there."""
+    if tools.which("rclone") is None:
+        apt_install(["rclone"], "writing the package channels")
+    if root is None:
+        return channels_status(state, address)
+    home = state / "channels-server"
+
+    def setup(host: str, port: int) -> list:
+        if tools.which("nginx") is None:
+            apt_install(["nginx-light"], "serving the package channels")
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (home / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        (home / "nginx.conf").write_text(_NGINX_CONF.format(home=home, host=host, port=port, root=root,
+                                                            user=getpass.getuser()))
+        return ["nginx", "-c", home / "nginx.conf", "-e", home / "error.log"]
+
+    _serve("channels", "channel server", address, home, setup)
+    return channels_status(state, address)
