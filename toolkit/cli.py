@@ -317,9 +317,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
         if not send:
             print("\ndry run: nothing was sent (pass --yes to publish)")
         elif not problems:
-            print(f"\nverified as a client: every wheel and image tag of {matrix.project.version} from the index and "
-                  "the registry, their provenance and SBOM attestations, the image signatures and that of "
-                  f"SHA256SUMS; SHA256SUMS(.sig), sbom.cdx.json and attestations/ in {dist}")
+            print(f"\nverified as a client: every wheel and image tag of {matrix.project.version} from the index, "
+                  "the CUDA channels, the variants index and the registry, their provenance and SBOM attestations, "
+                  "the image signatures and that of SHA256SUMS; "
+                  f"SHA256SUMS(.sig), sbom.cdx.json and attestations/ in {dist}")
     if problems:
         raise PublishError(problems)
     return 0

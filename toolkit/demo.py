@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import docs, engine, images, publish, report, settings, smoke, wheels
+from . import channels, docs, engine, images, publish, report, settings, smoke, wheels
 from .console import step, table
 from .errors import EngineError, PublishError
-from .manifest import Manifest, identity
+from .manifest import Manifest, identity, published_to
 from .matrix import Matrix
 from .plan import Plan
 
@@ -58,16 +58,16 @@ def _summary(m: Matrix, plan: Plan, dist: Path, seconds: float) -> str:
         r = records.get(a.id, {})
         runs = (r.get("smoke") or {}).get("runs", [])
         result = ", ".join(sorted({x["result"] for x in runs})) or "-"
-        where = m.publish.index_url if a.id.startswith("wheel:") else ", ".join(
-            (r.get("published") or {}).get("tags", []))
         size = f"{r['size'] / 1e6:.1f} MB" if "size" in r else "-"
         ident = identity(r)[1][:19] or "-"
-        rows.append((a.id, a.build.platform, size, ident, result, where if r.get("published") else "-"))
+        rows.append((a.id, a.build.platform, size, ident, result, published_to(r) or "-"))
     return "\n".join([
         table(("artifact", "platform", "size", "sha256/digest", "smoke", "published"), rows), "",
         f"done in {seconds:.0f} s. Where to find everything:",
         f"  wheels, SHA256SUMS(.sig), SBOM, attestations/, manifest: {dist.resolve()}",
-        f"  package index: {m.publish.read_url}  (pip install --index-url ...)",
+        f"  package index (the default CUDA line, no local label): {m.publish.read_url}",
+        f"  channels: {m.publish.channel_url.rstrip('/')}/<cuda>/simple/, variants: "
+        f"{channels.channel(m, channels.VARIANTS).simple_url}  (README: Installing)",
         f"  images: {m.publish.image_repository}/<framework>:<version>-<cuda>",
         f"  build logs: {dist.resolve() / 'logs'}",
         f"  support matrix: {m.source.resolve().parent / docs.SUPPORT_MATRIX}",

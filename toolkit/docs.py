@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import cuda
+from . import channels, cuda
 from .errors import ConfigError
 from .manifest import identity, smoke_runs
 from .matrix import Matrix, exclusions
@@ -144,10 +144,18 @@ def context(m: Matrix, root: Path) -> dict[str, object]:
 
 
 def _install_lines(m: Matrix, plan: Plan, records: dict[str, dict]) -> list[str]:
+    """Per passed wheel, the command of each channel it goes to (README: Installing)."""
     lines = []
+    variants = channels.channel(m, channels.VARIANTS).simple_url
     for w in plan.wheels:
         if w.id in records and _passes(records[w.id]):
-            lines.append(f"pip install --index-url {m.publish.read_url} "
-                         f"'{w.package}=={w.version}'  # {w.build.platform}, {cuda_tag(w.build.cuda)}")
+            line = cuda_tag(w.build.cuda)
+            if w.build.cuda == m.publish.default_line(m.axes.cuda):
+                lines.append(f"pip install --index-url {m.publish.read_url} '{w.package}=={m.project.version}'  "
+                             f"# {line}, the default line")
+            lines.append(f"pip install --index-url {channels.channel(m, line).simple_url} "
+                         f"'{w.package}=={w.version}'  # {line} channel")
+            lines.append(f"uv pip install --preview-features wheel-variants --index-url {variants} "
+                         f"'{w.package}=={m.project.version}'  # the variant for the GPU and driver uv finds")
     lines += [f"docker pull {tag}" for tag in dict.fromkeys(i.tag for i in plan.images if i.id in records)]
     return list(dict.fromkeys(lines))

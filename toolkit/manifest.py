@@ -123,3 +123,9 @@ class Manifest:
             except BaseException:  # Ctrl-C included: the manifest stays as it was, no half file beside it
                 os.unlink(tmp.name)
                 raise
+
+
+def published_to(record: dict) -> str:
+    """Where an artifact was published: an image's tags, a wheel's channels (or, before channels, its index)."""
+    published = record.get("published") or {}
+    return ", ".join(published.get("tags") or published.get("files") or filter(None, [published.get("index")]))

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import docs, render, tools
 from .engine import docker
-from .manifest import identity, smoke_runs
+from .manifest import identity, published_to, smoke_runs
 from .matrix import Matrix
 from .plan import Artifact, Selection, WheelArtifact, make_plan
 
@@ -71,7 +71,7 @@ def stages(record: dict[str, Any]) -> list[dict[str, Any]]:
     published = record.get("published") or {}
     if published.get("started_at") and published.get("at"):
         found.append({"stage": "publish", "start": _time(published["started_at"]), "end": _time(published["at"]),
-                      "detail": ", ".join(published.get("tags", [])) or published.get("index", "")})
+                      "detail": published_to(record)})
     return found
 
 
@@ -84,8 +84,7 @@ def _cell(a: Artifact, record: dict[str, Any], logs: Path, page: Path) -> dict[s
             "runs": [f"Python {r['python']} ({r['where'] or 'not run'}): {r['result']}; GPU: {r['gpu']}"
                      for r in smoke_runs(record)],
             "log": os.path.relpath(log.resolve(), page.resolve().parent) if log.exists() else "",
-            "published": ", ".join((record.get("published") or {}).get("tags", [])) or
-            (record.get("published") or {}).get("index", "")}
+            "published": published_to(record)}
 
 
 def context(m: Matrix, records: dict[str, dict[str, Any]], logs: Path, page: Path) -> dict[str, Any]:
