@@ -52,18 +52,19 @@ class Channel:
         return "/".join([self.root.rstrip("/"), self.name, "simple", *parts])
 
 
-def root(m: Matrix) -> str:
-    """Where channels are written: ``[publish] channel-root``, else the engine's directory that nginx serves."""
-    return m.publish.channel_root or str(settings.state_dir() / "channels")
+def root(m: Matrix, state: Path) -> str:
+    """Where channels are written: ``[publish] channel-root``, else the directory in ``state`` that the engine
+    serves."""
+    return m.publish.channel_root or str(state / "channels")
 
 
-def local_root(m: Matrix) -> Path | None:
+def local_root(m: Matrix, state: Path) -> Path | None:
     """The channel root when it is a directory on this machine (served by the engine), else None."""
-    return None if ":" in root(m) else Path(root(m))
+    return None if ":" in root(m, state) else Path(root(m, state))
 
 
 def channel(m: Matrix, name: str) -> Channel:
-    return Channel(name=name, root=root(m), url=m.publish.channel_url)
+    return Channel(name=name, root=root(m, settings.state_dir()), url=m.publish.channel_url)
 
 
 def held(ch: Channel, project: str) -> dict[str, str]:

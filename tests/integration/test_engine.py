@@ -131,9 +131,10 @@ def _listeners(port: int) -> set[str]:
     return {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
 
 
-def test_registry_and_index_listen_on_loopback_only(engine_up):
+def test_registry_index_and_channels_listen_on_loopback_only(engine_up):
     assert _listeners(5000) == {"127.0.0.1"}
     assert _listeners(8081) == {"127.0.0.1"}
+    assert _listeners(8082) == {"127.0.0.1"}
 
 
 def test_credentials_are_private_and_never_printed(engine_up, registry_cred, index_cred, tmp_path):

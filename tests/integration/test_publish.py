@@ -16,14 +16,14 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-import zipfile
 from pathlib import Path
 
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from wheel.wheelfile import WheelFile
 
-from toolkit import cli, engine, publish, settings, signing, smoke
+from toolkit import cli, engine, publish, settings, signing, smoke, stamp
 from toolkit.engine import host
 from toolkit.errors import PublishError
 from toolkit.manifest import Manifest
@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 INDEX_PORT = 8096
+CHANNEL_PORT = 8097
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,8 @@ def fresh_index(engine_up, registry_cred, request, tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("publish")
     text = (request.config.rootpath / "matrix.toml").read_text()
-    (root / "matrix.toml").write_text(text.replace("http://127.0.0.1:8081/", f"http://127.0.0.1:{INDEX_PORT}/"))
+    (root / "matrix.toml").write_text(text.replace("http://127.0.0.1:8081/", f"http://127.0.0.1:{INDEX_PORT}/")
+                                      + f'channel-url = "http://127.0.0.1:{CHANNEL_PORT}/"\n')
     for name in ("container", "examples"):
         (root / name).symlink_to(request.config.rootpath / name)
     state = root / "state"
@@ -79,7 +81,7 @@ def release(built_wheels, fresh_index, tmp_path, monkeypatch):
 
 def _held(m, version):
     return {f: h for f, h in publish._index_files(m.publish.read_url, "saxpy").items()
-            if f.startswith(f"saxpy-{version}+")}
+            if f.startswith(f"saxpy-{version}-")}
 
 
 def _as_version(m, plan, dist, version):
@@ -89,13 +91,7 @@ def _as_version(m, plan, dist, version):
     manifest = Manifest(dist / "manifest.json")
     for w in p2.wheels:
         record = manifest.get(w.id)
-        new_name = record["file"].replace(f"saxpy-{m.project.version}+", f"saxpy-{version}+")
-        with zipfile.ZipFile(dist / record["file"]) as zin, zipfile.ZipFile(dist / new_name, "w") as zout:
-            for info in zin.infolist():
-                data = zin.read(info)
-                if info.filename.endswith(("METADATA", "RECORD", "WHEEL")):
-                    data = data.replace(f"{m.project.version}+".encode(), f"{version}+".encode())
-                zout.writestr(info.filename.replace(f"saxpy-{m.project.version}+", f"saxpy-{version}+"), data)
+        new_name = stamp.with_version(dist / record["file"], f"{version}+cu130", dist).name
         record["file"], record["sha256"] = new_name, sha256(dist / new_name)
         record["smoke"]["sha256"] = record["sha256"]
     manifest.save()
@@ -103,11 +99,18 @@ def _as_version(m, plan, dist, version):
 
 
 def _change_content(dist, artifact_id):
+    """The wheel with one more file (a valid wheel: RECORD written by the wheel library)."""
     manifest = Manifest(dist / "manifest.json")
     record = manifest.get(artifact_id)
-    with zipfile.ZipFile(dist / record["file"], "a") as zf:
-        zf.writestr("saxpy/extra.txt", "changed")
-    record["sha256"] = record["smoke"]["sha256"] = sha256(dist / record["file"])
+    path, original = dist / record["file"], dist / "original" / record["file"]
+    original.parent.mkdir(exist_ok=True)
+    shutil.move(path, original)
+    with WheelFile(original) as src, WheelFile(path, "w") as dst:
+        for info in src.infolist():
+            if not info.filename.endswith("/RECORD"):
+                dst.writestr(info, src.read(info))
+        dst.writestr("saxpy/extra.txt", "changed")
+    record["sha256"] = record["smoke"]["sha256"] = sha256(path)
     manifest.save()
 
 
@@ -130,7 +133,7 @@ def _digest(ref):
 def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     m, plan, dist = _as_version(*release, "0.2.0")
     dry = publish.publish(m, plan, dist, yes=False)
-    assert [a.action for a in dry] == [publish.UPLOAD, publish.UPLOAD] and _held(m, "0.2.0") == {}
+    assert [a.action for a in dry] == [publish.UPLOAD] * 6 and _held(m, "0.2.0") == {}  # 2 wheels, 3 targets
     assert not (dist / "SHA256SUMS").exists()  # a dry run writes nothing
     publish.publish(m, plan, dist, yes=True)
     assert publish.verify(m) == []
@@ -143,7 +146,7 @@ def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     assert {a.action for a in publish.publish(m, plan, dist, yes=True)} == {publish.SKIP}
     assert (dist / "manifest.json").read_text() == local  # this run's records stay, not the registry's copy
     assert _digest(publish.metadata_image(m)) == metadata  # nothing new: the release metadata is not re-pushed
-    assert (dist / "SHA256SUMS").read_text().count(".whl") == 2
+    assert (dist / "SHA256SUMS").read_text().count(".whl") == 6
     assert '"bomFormat": "CycloneDX"' in (dist / "sbom.cdx.json").read_text()
     _change_content(dist, "wheel:saxpy:cu130:x86_64")
     with pytest.raises(PublishError, match=r"refused: saxpy-0\.2\.0\+cu130-.*already there with sha256"):
@@ -151,7 +154,7 @@ def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     assert _held(m, "0.2.0") == held
     # one wheel's provenance published as the other's: it does not verify against the file the index serves
     wheels = publish.released(m, json.loads(publish.published_metadata(m)["manifest.json"])["artifacts"])[0]
-    first, second = (dist / "attestations" / f"{r['file']}.slsa.json" for r in wheels)
+    first, second = (dist / "attestations" / f"{r['file']}.slsa.json" for r in wheels[:2])
     first.write_bytes(second.read_bytes())
     publish._publish_metadata(m, dist, publish.metadata_names(wheels, keyless=False))
     problems = publish.verify(m)

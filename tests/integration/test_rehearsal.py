@@ -42,7 +42,7 @@ def _project(tmp_path: Path, matrix_text: str) -> tuple[Path, str]:
 def _on_index(repo: Path, version: str) -> dict[str, str]:
     m = load_matrix(repo / "matrix.toml")
     return {f: h for f, h in publish._index_files(m.publish.read_url, "saxpy").items()
-            if f.startswith(f"saxpy-{version}+")}
+            if f.startswith(f"saxpy-{version}-")}  # the default line, without its label
 
 
 def _results(runs: list[rehearse.JobRun]) -> dict[str, set[str]]:

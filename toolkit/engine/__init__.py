@@ -38,7 +38,7 @@ def _up(m: Matrix, plan: Plan, state: Path) -> list[Status]:
     registry_cred = credentials.load(state, "registry")
     found.append(services.ensure_registry(state, registry, registry_cred))
     found.append(services.ensure_index(state, index, credentials.load(state, "index")))
-    found.append(services.ensure_channels(state, channel_server, channels.local_root(m)))
+    found.append(services.ensure_channels(state, channel_server, channels.local_root(m, state)))
     images = baseimages.needed(m, plan)
     found += [baseimages.ensure(state, image) for image in images]
     found[2] = _verify_emulation(found[2], images, registry_cred)
