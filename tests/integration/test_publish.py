@@ -47,6 +47,10 @@ def fresh_index(engine_up, registry_cred, request, tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("publish")
     text = (request.config.rootpath / "matrix.toml").read_text()
+    # a repository of its own too: the session's registry outlives test runs, and a release's metadata there
+    # (release-metadata:<version>) would be adopted by the next run's publish of that version
+    text = text.replace('image-repository = "127.0.0.1:5000/gpu-toolkit"',
+                        f'image-repository = "127.0.0.1:5000/p{uuid.uuid4().hex[:8]}"')
     (root / "matrix.toml").write_text(text.replace("http://127.0.0.1:8081/", f"http://127.0.0.1:{INDEX_PORT}/")
                                       + f'channel-url = "http://127.0.0.1:{CHANNEL_PORT}/"\n')
     for name in ("container", "examples"):
@@ -275,7 +279,8 @@ def test_an_index_that_goes_down_mid_run_is_completed_by_a_rerun(release, fault_
     assert [w.id for w in plan.wheels if "published" in records[w.id]] == [plan.wheels[0].id]
     assert len(_held(m, "0.5.0")) == 1
     rerun = publish.publish(m, plan, dist, yes=True)
-    assert [a.action for a in rerun] == [publish.SKIP, publish.UPLOAD]
+    # the second wheel's channel copies went out before its index upload failed: only that upload is left
+    assert [a.action for a in rerun] == [publish.SKIP] * 5 + [publish.UPLOAD]
     held = _held(m, "0.5.0")
     assert len(held) == 2 and all(held[f] == sha256(dist / f) for f in held)
 
@@ -432,7 +437,7 @@ def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh
     m, plan, dist = _as_version(*release, "0.6.0")
     first, second = ([w for w in plan.wheels if w.build.arch.value == arch] for arch in ("x86_64", "aarch64"))
     publish.publish(m, dataclasses.replace(plan, wheels=tuple(first)), dist, yes=True)
-    assert (dist / "SHA256SUMS").read_text().count(".whl") == 1
+    assert (dist / "SHA256SUMS").read_text().count(".whl") == 3  # its channel, variant and index copies
     metadata = _digest(publish.metadata_image(m))
     # The second publish is a CI run's: a fresh manifest knowing only what its own jobs built.
     fresh = dist.parent / "fresh"
@@ -445,11 +450,10 @@ def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh
     publish.publish(m, dataclasses.replace(plan, wheels=tuple(second)), dist, yes=True)
     sums = (dist / "SHA256SUMS").read_text()
     records = Manifest(dist / "manifest.json").data["artifacts"]
-    assert sums == "".join(f"{records[w.id]['sha256']}  {records[w.id]['file']}\n"
-                           for w in sorted(plan.wheels, key=lambda w: records[w.id]["file"]))
+    copies = {c["file"]: c["sha256"] for w in plan.wheels for c in records[w.id]["published"]["files"].values()}
+    assert len(copies) == 6 and sums == "".join(f"{digest}  {file}\n" for file, digest in sorted(copies.items()))
     sbom = json.loads((dist / "sbom.cdx.json").read_text())
-    assert sorted(c["hashes"][0]["content"] for c in sbom["components"]) == sorted(
-        records[w.id]["sha256"] for w in plan.wheels)
+    assert sorted(c["hashes"][0]["content"] for c in sbom["components"]) == sorted(copies.values())
     assert _digest(publish.metadata_image(m)) != metadata
     assert publish.verify(m) == []
     # a user's check: verify-release, with the project's key, then with a key that signed nothing of it
@@ -469,7 +473,7 @@ def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh
     (dist / "SHA256SUMS").write_text(sums.replace(f"  {first_file}", f"0  {first_file}"))
     publish._publish_metadata(m, dist, publish.metadata_names(publish.released(m, records)[0], keyless=False))
     problems = publish.verify(m)
-    assert [p.split(":")[0:4] for p in problems if p.startswith("wheel:")] == [first[0].id.split(":")]
+    assert [p.split(":")[0:4] for p in problems if p.startswith("wheel:")] == [f"{first[0].id}@cu130".split(":")]
     assert any("SHA256SUMS: its signature does not verify" in p for p in problems), problems
 
 
@@ -482,7 +486,7 @@ def test_an_index_read_elsewhere_than_it_is_uploaded_to_is_read_there(release):
     try:
         split = dataclasses.replace(m, publish=dataclasses.replace(
             m.publish, index_url=f"http://127.0.0.1:{server.server_address[1]}/legacy/", simple_url=m.publish.read_url))
-        assert [a.action for a in publish.publish(split, plan, dist, yes=True)] == [publish.SKIP, publish.SKIP]
+        assert [a.action for a in publish.publish(split, plan, dist, yes=True)] == [publish.SKIP] * 6
     finally:
         server.shutdown()
 
@@ -493,7 +497,9 @@ def test_ctrl_c_mid_publish_says_what_was_sent_and_a_rerun_finishes(release, fau
     _FaultProxy.hang_from = 2  # the first upload lands, the second hangs: the moment a user presses Ctrl-C
     text = wheels_only('"3.11"')
     text = text.replace('version = "0.1.0"', 'version = "0.8.0"').replace(
-        'index-url = "http://127.0.0.1:8081/"', f'index-url = "{fault_proxy}"')
+        "127.0.0.1:5000/gpu-toolkit", m.publish.image_repository).replace(
+        'index-url = "http://127.0.0.1:8081/"',
+        f'index-url = "{fault_proxy}"\nchannel-url = "http://127.0.0.1:{CHANNEL_PORT}/"')
     (tmp_path / "examples").symlink_to(REPO / "examples")
     (tmp_path / "matrix.toml").write_text(text)
     proc = subprocess.Popen([sys.executable, "-m", "toolkit", "publish", "--matrix", str(tmp_path / "matrix.toml"),
@@ -512,6 +518,6 @@ def test_ctrl_c_mid_publish_says_what_was_sent_and_a_rerun_finishes(release, fau
     assert cli.main(["publish", "--matrix", str(tmp_path / "matrix.toml"), "--dist", str(dist), "--yes",
                      "--json"]) == 0
     rerun = json.loads(capsys.readouterr().out)
-    assert [a["action"] for a in rerun["actions"]] == [publish.SKIP, publish.UPLOAD]
+    assert [a["action"] for a in rerun["actions"]] == [publish.SKIP] * 5 + [publish.UPLOAD]
     assert rerun["sent"] is True and rerun["verify"] == []
     assert len(_held(m, "0.8.0")) == 2
