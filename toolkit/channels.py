@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -69,40 +70,38 @@ def channel(m: Matrix, name: str) -> Channel:
 
 def held(ch: Channel, project: str) -> dict[str, str]:
     """filename -> sha256 of what the channel lists for ``project`` (nothing yet: empty)."""
-    return {f.filename: f.hashes.get("sha256", "") for f in _page(ch, project).files}
+    return {f.filename: f.hashes.get("sha256", "") for f in _page(ch, canonicalize_name(project)).files}
 
 
-def publish(ch: Channel, project: str, files: list[Path]) -> list[str]:
-    """Add ``files`` (wheels) to the channel's page of ``project``; return the names sent.
+def publish(ch: Channel, project: str, files: dict[Path, str]) -> list[str]:
+    """Add ``files`` (wheel -> its sha256) to the channel's page of ``project``; return the names sent.
 
     A file the channel lists with the same sha256 is skipped; with another, the whole publish is refused
     before anything is sent.
     """
+    project = canonicalize_name(project)
     page = _page(ch, project)
-    listed = {f.filename: f for f in page.files}
-    new = []
-    for path in files:
-        digest = _sha256(path.read_bytes())
-        known = listed.get(path.name)
-        if known is None:
-            new.append(path)
-        elif known.hashes.get("sha256") != digest:
+    listed = {f.filename: f.hashes.get("sha256", "") for f in page.files}
+    for path, digest in files.items():
+        if listed.get(path.name, digest) != digest:
             raise PublishError([f"{ch.simple_url}{project}/{path.name} is already there with sha256 "
-                                f"{known.hashes.get('sha256', '?')[:16]}, not {digest[:16]}"])
+                                f"{listed[path.name][:16]}, not {digest[:16]}"])
+    new = [path for path in files if path.name not in listed]
     if not new:
         return []
     with tempfile.TemporaryDirectory(prefix="channel-") as tmp:
         files_dir, pages_dir = Path(tmp) / "files", Path(tmp) / "pages"
+        files_dir.mkdir()
         entries = list(page.files)
         for path in new:
             metadata = _core_metadata(path)
-            _write(files_dir / path.name, path.read_bytes())
+            shutil.copyfile(path, files_dir / path.name)
             _write(files_dir / f"{path.name}.metadata", metadata)
-            entries.append(_entry(path.name, path.read_bytes(), metadata))
+            entries.append(_entry(path.name, files[path], metadata))
         if ch.name == VARIANTS:
             entries = _with_variants_json(ch, project, entries, new, pages_dir)
         entries.sort(key=lambda f: f.filename)
-        detail = model.ProjectDetail(meta=_API, name=canonicalize_name(project), files=tuple(entries))
+        detail = model.ProjectDetail(meta=_API, name=project, files=tuple(entries))
         _write(pages_dir / "index.html", _HTML.serialize_project_page(detail).encode())
         _write(pages_dir / "index.json", _JSON.serialize_project_page(detail).encode())
         _rclone(["copy", "--immutable", files_dir, ch._dest(project)])
@@ -112,9 +111,9 @@ def publish(ch: Channel, project: str, files: list[Path]) -> list[str]:
 
 
 def _page(ch: Channel, project: str) -> model.ProjectDetail:
-    text = _cat(ch._dest(canonicalize_name(project), "index.json"))
+    text = _cat(ch._dest(project, "index.json"))
     if text is None:
-        return model.ProjectDetail(meta=_API, name=canonicalize_name(project), files=())
+        return model.ProjectDetail(meta=_API, name=project, files=())
     return parser.parse_json_project_page(text)
 
 
@@ -122,10 +121,10 @@ def _list_project(ch: Channel, project: str, folder: Path) -> None:
     """The channel's project list, with ``project`` in it."""
     text = _cat(ch._dest("index.json"))
     names = {p.name for p in parser.parse_json_project_list(text).projects} if text else set()
-    if canonicalize_name(project) in names:
+    if project in names:
         return
     listing = model.ProjectList(meta=_API, projects=frozenset(
-        model.ProjectListElement(name=n) for n in names | {canonicalize_name(project)}))
+        model.ProjectListElement(name=n) for n in names | {project}))
     _write(folder / "index.html", _HTML.serialize_project_list(listing).encode())
     _write(folder / "index.json", _JSON.serialize_project_list(listing).encode())
     _rclone(["copy", folder, ch._dest()])
@@ -139,8 +138,8 @@ def _with_variants_json(ch: Channel, project: str, entries: list[model.File], ne
     for path in new:
         by_version.setdefault(str(parse_wheel_filename(stamp.base(path.name))[1]), []).append(path)
     for version, wheels in sorted(by_version.items()):
-        name = f"{canonicalize_name(project).replace('-', '_')}-{version}-variants.json"
-        text = _cat(ch._dest(canonicalize_name(project), name))
+        name = f"{project.replace('-', '_')}-{version}-variants.json"
+        text = _cat(ch._dest(project, name))
         merged = VariantDistInfo(text.encode()) if text else None
         for path in wheels:
             label = path.stem.rsplit("-", 1)[1]
@@ -153,12 +152,12 @@ def _with_variants_json(ch: Channel, project: str, entries: list[model.File], ne
                 merged.merge(one)
         data = merged.to_str().encode()
         _write(pages_dir / name, data)
-        entries = [e for e in entries if e.filename != name] + [_entry(name, data, None)]
+        entries = [e for e in entries if e.filename != name] + [_entry(name, _sha256(data), None)]
     return entries
 
 
-def _entry(filename: str, data: bytes, metadata: bytes | None) -> model.File:
-    return model.File(filename=filename, url=filename, hashes={"sha256": _sha256(data)},
+def _entry(filename: str, digest: str, metadata: bytes | None) -> model.File:
+    return model.File(filename=filename, url=filename, hashes={"sha256": digest},
                       dist_info_metadata={"sha256": _sha256(metadata)} if metadata is not None else None,
                       requires_python=_requires_python(metadata) if metadata else None)
 

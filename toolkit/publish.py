@@ -75,6 +75,7 @@ class Action:
     detail: str
     floating: str = ""  # images: the floating tag this publish moves ("" where it stays)
     channel: str = ""  # wheels: INDEX, a CUDA line's channel (cu130) or channels.VARIANTS
+    sha256: str = ""  # wheels: of the file (``detail``) this target gets
 
 
 def gates(m: Matrix, plan: Plan, whole: Plan, dist: Path, manifest: Manifest) -> list[str]:
@@ -163,27 +164,32 @@ def _index_files(simple_url: str, project: str) -> dict[str, str]:
     return {p.filename: p.digests.get("sha256", "") for p in page.packages}
 
 
-def copies(m: Matrix, w: WheelArtifact, record: dict, dist: Path) -> dict[str, Path]:
-    """channel -> the file a built wheel is published as there (the copies are written into ``dist``)."""
+def copies(m: Matrix, w: WheelArtifact, record: dict, dist: Path, out: Path) -> dict[str, Path]:
+    """channel -> the file a built wheel (in ``dist``) is published as there; the copies are written into ``out``."""
     built = dist / record["file"]
     line = cuda_tag(w.build.cuda)
     found = {line: built, channels.VARIANTS: stamp.variant(built, m.project.version, line,
-                                                           variant_properties(record), dist)}
+                                                           variant_properties(record), out)}
     if w.build.cuda == m.publish.default_line(m.axes.cuda):
-        found[INDEX] = stamp.with_version(built, m.project.version, dist) if w.version != m.project.version \
+        found[INDEX] = stamp.with_version(built, m.project.version, out) if w.version != m.project.version \
             else built
     return found
 
 
 def variant_properties(record: dict) -> list[str]:
     """What a wheel variant declares: the CUDA line as the driver's lower bound, and every GPU target its audit
-    found (SASS as ``<sm>_real``, an arch-specific ``90a`` as ``90_real``; PTX as ``<sm>_virtual``)."""
-    audit = record.get("audit") or {}
-    objects = audit.get("objects", [])
+    found."""
+    return [f"nvidia :: cuda_version_lower_bound :: {record['cuda']}",
+            *(f"nvidia :: sm_arch :: {sm}" for sm in _sm_arch(record))]
+
+
+def _sm_arch(record: dict) -> list[str]:
+    """The audit's GPU targets as the NVIDIA provider names them, lowest first: SASS as ``<sm>_real`` (an
+    arch-specific ``90a`` as ``90_real``), PTX as ``<sm>_virtual``."""
+    objects = (record.get("audit") or {}).get("objects", [])
     sms = {f"{s.rstrip('af')}_real" for o in objects for s in o.get("sass", [])}
     sms |= {f"{s.rstrip('af')}_virtual" for o in objects for s in o.get("ptx", [])}
-    return [f"nvidia :: cuda_version_lower_bound :: {record['cuda']}",
-            *(f"nvidia :: sm_arch :: {sm}" for sm in sorted(sms, key=lambda v: (int(v.split("_")[0]), v)))]
+    return sorted(sms, key=lambda v: (int(v.split("_")[0]), v))
 
 
 def _target_url(m: Matrix, channel: str) -> str:
@@ -193,10 +199,10 @@ def _target_url(m: Matrix, channel: str) -> str:
 def _wheel_action(w: WheelArtifact, channel: str, url: str, path: Path, held: dict[str, str]) -> Action:
     known, digest = held.get(path.name), sha256(path)
     if known is None:
-        return Action(subject=w.id, target=url, action=UPLOAD, detail=path.name, channel=channel)
+        return Action(subject=w.id, target=url, action=UPLOAD, detail=path.name, channel=channel, sha256=digest)
     if known == digest:
-        return Action(subject=w.id, target=url, action=SKIP, detail=path.name, channel=channel)
-    return Action(subject=w.id, target=url, action=REFUSE, channel=channel,
+        return Action(subject=w.id, target=url, action=SKIP, detail=path.name, channel=channel, sha256=digest)
+    return Action(subject=w.id, target=url, action=REFUSE, channel=channel, sha256=digest,
                   detail=f"{path.name} is already there with sha256 {known[:16]}, not {digest[:16]}")
 
 
@@ -252,14 +258,15 @@ def _registry_digests(ref: str) -> list[str] | None:
     raise TransientError(f"{ref}: {text.strip()[-200:]}")
 
 
-def actions(m: Matrix, plan: Plan, whole: Plan, manifest: Manifest, dist: Path, *,
+def actions(m: Matrix, plan: Plan, whole: Plan, manifest: Manifest, dist: Path, out: Path, *,
             partial: bool = False) -> list[Action]:
-    """Upload, skip, hold or refuse, for every file of every wheel on each of its targets and every image tag
-    of the plan (``whole``, the unselected plan, says which platforms each tag is made of)."""
+    """Upload, skip, hold or refuse, for every file of every wheel on each of its targets (the copies made in
+    ``out``) and every image tag of the plan (``whole``, the unselected plan, says which platforms each tag is
+    made of)."""
     held: dict[tuple[str, str], dict[str, str]] = {}
     found = []
     for w in plan.wheels:
-        for channel, path in copies(m, w, manifest.get(w.id), dist).items():
+        for channel, path in copies(m, w, manifest.get(w.id), dist, out).items():
             if (channel, w.package) not in held:
                 held[channel, w.package] = _index_files(m.publish.read_url, w.package) if channel == INDEX \
                     else channels.held(channels.channel(m, channel), w.package)
@@ -330,7 +337,8 @@ def publish(m: Matrix, plan: Plan, dist: Path, *, yes: bool, partial: bool = Fal
     problems = gates(m, plan, whole, dist, manifest)
     if problems:
         raise PublishError(problems)
-    decided = actions(m, plan, whole, manifest, dist, partial=partial)
+    with tempfile.TemporaryDirectory(prefix="copies-") as scratch:  # a dry run writes nothing into dist
+        decided = actions(m, plan, whole, manifest, dist, dist if yes else Path(scratch), partial=partial)
     refused = [a for a in decided if a.action == REFUSE]
     if refused:
         raise PublishError([f"{a.subject}: refused: {a.detail}" for a in refused])
@@ -486,9 +494,9 @@ def _send_wheel(m: Matrix, w: WheelArtifact, dist: Path, manifest: Manifest, min
         if a.channel == INDEX:
             _twine_upload(dist / a.detail, m.publish.index_url, cred)
         else:
-            channels.publish(channels.channel(m, a.channel), w.package, [dist / a.detail])
+            channels.publish(channels.channel(m, a.channel), w.package, {dist / a.detail: a.sha256})
     manifest.record(w.id, published={"sha256": record["sha256"], "started_at": started, "at": now(), "files": {
-        a.channel: {"file": a.detail, "sha256": sha256(dist / a.detail), "url": a.target} for a in mine}})
+        a.channel: {"file": a.detail, "sha256": a.sha256, "url": a.target} for a in mine}})
 
 
 def _attest_images(state: Path, plan: Plan, manifest: Manifest, tag: str) -> None:
@@ -643,8 +651,7 @@ def _fetch(url: str, folder: Path) -> Path | None:
 def gpu_of(r: dict) -> dict[str, str]:
     """What uv's NVIDIA provider is told to see: a driver of the wheel's CUDA line and a GPU it has SASS for
     (the variant a machine like that gets)."""
-    sm = next(p.rsplit(" ", 1)[1] for p in variant_properties(r) if p.endswith("_real"))
-    number = sm.split("_")[0]
+    number = next(sm for sm in _sm_arch(r) if sm.endswith("_real")).split("_")[0]
     return {"NV_VARIANT_PROVIDER_FORCE_CUDA_DRIVER_VERSION": r["cuda"],
             "NV_VARIANT_PROVIDER_FORCE_SM_ARCH": f"{number[:-1]}.{number[-1]}"}
 

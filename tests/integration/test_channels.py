@@ -14,6 +14,7 @@ import requests
 
 from toolkit import channels, publish, stamp
 from toolkit.errors import PublishError
+from toolkit.wheels import sha256
 
 pytestmark = pytest.mark.integration
 X86 = "wheel:saxpy:cu130:x86_64"
@@ -52,8 +53,8 @@ def test_a_cuda_channel_serves_pep503_691_658_and_never_overwrites(built_wheels,
     dist, records = built_wheels
     built = dist / records[X86]["file"]
     ch = channel("cu130")
-    assert channels.publish(ch, "saxpy", [built]) == [built.name]
-    assert channels.publish(ch, "saxpy", [built]) == []  # a re-publish sends nothing
+    assert channels.publish(ch, "saxpy", {built: sha256(built)}) == [built.name]
+    assert channels.publish(ch, "saxpy", {built: sha256(built)}) == []  # a re-publish sends nothing
     url = _served(ch, engine_up)
 
     json_page = requests.get(f"{url}saxpy/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}, timeout=10)
@@ -73,7 +74,7 @@ def test_a_cuda_channel_serves_pep503_691_658_and_never_overwrites(built_wheels,
     other.parent.mkdir()
     shutil.copy(stamp.with_version(built, "0.1.0+cu130.post0", tmp_path / "x"), other)
     with pytest.raises(PublishError, match="already there with sha256"):
-        channels.publish(ch, "saxpy", [other])
+        channels.publish(ch, "saxpy", {other: sha256(other)})
     assert requests.get(f"{url}saxpy/{built.name}", timeout=10).content == built.read_bytes()
 
 
@@ -83,7 +84,7 @@ def test_uv_picks_the_variant_for_a_gpu_of_its_line_and_refuses_on_a_cpu_host(bu
     record = records[X86]
     made = stamp.variant(dist / record["file"], "0.1.0", "cu130", publish.variant_properties(record), tmp_path)
     ch = channel(channels.VARIANTS)
-    channels.publish(ch, "saxpy", [made])
+    channels.publish(ch, "saxpy", {made: sha256(made)})
     url = _served(ch, engine_up)
     assert requests.get(f"{url}saxpy/saxpy-0.1.0-variants.json", timeout=10).json()["variants"]["cu130"]["nvidia"][
         "cuda_version_lower_bound"] == ["13.0"]

@@ -138,7 +138,8 @@ def test_publish_then_republish_skips_then_changed_content_is_refused(release):
     m, plan, dist = _as_version(*release, "0.2.0")
     dry = publish.publish(m, plan, dist, yes=False)
     assert [a.action for a in dry] == [publish.UPLOAD] * 6 and _held(m, "0.2.0") == {}  # 2 wheels, 3 targets
-    assert not (dist / "SHA256SUMS").exists()  # a dry run writes nothing
+    assert not (dist / "SHA256SUMS").exists()  # a dry run writes nothing, not even the copies it compared
+    assert not list(dist.glob("saxpy-0.2.0-*.whl"))
     publish.publish(m, plan, dist, yes=True)
     assert publish.verify(m) == []
     held = _held(m, "0.2.0")
