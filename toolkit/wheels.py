@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from . import audit, cross, fingerprint, preflight, provenance, render, settings, tools
+from . import audit, cross, fingerprint, preflight, provenance, render, settings, stamp, tools
 from .console import step, task
 from .engine import docker
 from .engine.daemon import host_arch
@@ -113,6 +113,20 @@ def check_size(w: WheelArtifact, wheel: Path) -> None:
                      f"package.{w.package}.max-size-mb; largest inside: {listing}")
 
 
+def label(w: WheelArtifact, built: Path, out: Path) -> Path:
+    """The built wheel with the release's local label stamped on when the project built the release's version
+    without it (a static version that does not read TOOLKIT_LOCAL_VERSION); any other wheel as it is.
+
+    Only the dist-info changes (``stamp`` refuses a copy whose other files differ), so the CUDA lines of such
+    a project still build files of their own names.
+    """
+    planned = Version(w.version)
+    if planned.local and parse_wheel_filename(built.name)[1] == Version(planned.public):
+        step(f"{w.id}: {built.name} has no local label: stamping +{planned.local} on it")
+        return stamp.with_version(built, w.version, out)
+    return built
+
+
 def check_built_name(w: WheelArtifact, filename: str) -> None:
     """BuildError when the built file is not the planned one: its name, version or Python tag differ.
 
@@ -126,9 +140,9 @@ def check_built_name(w: WheelArtifact, filename: str) -> None:
         problems.append(f"the distribution is {name!r}, not {w.package!r}: name the [package.NAME] table "
                         "after the project's name in its pyproject.toml")
     if version != Version(w.version):
-        problems.append(f"its version is {version}, the plan's {w.version}: make the package's version dynamic "
-                        "and read the release from the environment (TOOLKIT_LOCAL_VERSION holds the local "
-                        "label, as examples/saxpy does), or set [project] version to what it builds")
+        problems.append(f"its version is {version}, the plan's {w.version}: set [project] version to the version "
+                        "the package builds (its local label is stamped on when missing), or make the version "
+                        "dynamic and read TOOLKIT_LOCAL_VERSION, as examples/saxpy does")
     if w.python_tag not in built:
         problems.append(f"its Python tag is {', '.join(built)}, the plan's {w.python_tag}: "
                         + (f"build for the lowest Python of the axis (scikit-build-core: wheel.py-api = "
@@ -210,13 +224,15 @@ def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str
     built = sorted(tmp.glob("*.whl"))
     if len(built) != 1:
         raise BuildError(f"{w.id}: {tool} produced {len(built)} wheels ({[b.name for b in built]}), not one")
-    check_built_name(w, built[0].name)
-    wheel = dist / built[0].name
-    shutil.move(built[0], wheel)
+    labelled = label(w, built[0], tmp / "labelled")
+    check_built_name(w, labelled.name)
+    wheel = dist / labelled.name
+    shutil.move(labelled, wheel)
     check_size(w, wheel)
     audited_from = now()
     report = audit.audit_wheel(wheel, w.build.gpu_targets)
-    record = {"kind": "wheel", "file": wheel.name, "sha256": sha256(wheel), "size": wheel.stat().st_size,
+    stamped = {"stamped_from": built[0].name} if labelled != built[0] else {}
+    record = {"kind": "wheel", "file": wheel.name, "sha256": sha256(wheel), "size": wheel.stat().st_size, **stamped,
               "version": w.version, "platform": w.build.platform, "python_tag": w.python_tag,
               "cuda": w.build.cuda, "build_mode": mode.value, "build_seconds": seconds,
               "build_started_at": started_at, "built_at": built_at, "provenance": inputs,

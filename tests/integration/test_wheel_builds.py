@@ -64,6 +64,25 @@ def test_a_wheel_missing_an_arch_fails_the_audit(engine_up, repo_matrix, tmp_pat
     assert report.ok
 
 
+def test_a_project_with_a_static_version_gets_each_line_s_label(engine_up, repo_matrix, tmp_path, request):
+    """An outside project that does not read TOOLKIT_LOCAL_VERSION: its wheel is stamped with the line's label."""
+    root = tmp_path / "repo"
+    shutil.copytree(request.config.rootpath / "examples", root / "examples")
+    (root / "matrix.toml").write_text((request.config.rootpath / "matrix.toml").read_text())
+    project = root / "examples" / "saxpy" / "pyproject.toml"
+    text = project.read_text().replace('dynamic = ["version"]', 'version = "0.1.0"')
+    project.write_text(text[:text.index("# The version is 0.1.0")])  # no metadata provider: a static version
+    assert cli.main(["--matrix", str(root / "matrix.toml"), "render"]) == 0
+    plan = make_plan(load_matrix(root / "matrix.toml"), Selection(cuda=("13.0",), arch=("x86_64",),
+                                                                  framework=("none",)))
+    (record,) = wheels.build(load_matrix(root / "matrix.toml"), plan, root, tmp_path / "dist")
+    assert record["stamped_from"] == "saxpy-0.1.0-cp310-abi3-manylinux_2_34_x86_64.whl"
+    assert record["file"] == "saxpy-0.1.0+cu130-cp310-abi3-manylinux_2_34_x86_64.whl" and record["audit"]["ok"]
+    check = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", tmp_path / "dist" / record["file"]],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def test_same_inputs_give_the_same_sha256(built_wheels, repo_matrix, tmp_path):
     _, records = built_wheels
     plan = make_plan(repo_matrix, Selection(cuda=("13.0",), arch=("x86_64",), framework=("none",)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 import zipfile
 
 import pytest
+from wheel.wheelfile import WheelFile
 
 from toolkit import matrix, plan, wheels
 from toolkit.errors import BuildError
@@ -58,3 +59,30 @@ def test_a_built_wheel_must_be_the_planned_one(filename, message, small):
     else:
         with pytest.raises(BuildError, match=message):
             wheels.check_built_name(w, filename)
+
+
+def _wheel(folder, filename, version):
+    """A small valid wheel of ``version`` (RECORD written by the wheel library)."""
+    folder.mkdir(exist_ok=True)
+    with WheelFile(folder / filename, "w") as whl:
+        whl.writestr("saxpy/__init__.py", b"X = 1\n")
+        whl.writestr(f"saxpy-{version}.dist-info/METADATA",
+                     f"Metadata-Version: 2.4\nName: saxpy\nVersion: {version}\n".encode())
+        whl.writestr(f"saxpy-{version}.dist-info/WHEEL", b"Wheel-Version: 1.0\nTag: cp310-abi3-manylinux_2_34_x86_64\n")
+    return folder / filename
+
+
+def test_a_static_version_without_the_label_gets_it_stamped_on(small, tmp_path):
+    w = plan.make_plan(small, plan.Selection(cuda=("13.0",), arch=("x86_64",))).wheels[0]
+    static = _wheel(tmp_path / "built", "saxpy-1.2.0-cp310-abi3-manylinux_2_34_x86_64.whl", "1.2.0")
+    labelled = wheels.label(w, static, tmp_path / "out")
+    assert labelled.name == "saxpy-1.2.0+cu130-cp310-abi3-manylinux_2_34_x86_64.whl"
+    wheels.check_built_name(w, labelled.name)
+    with WheelFile(labelled) as whl:
+        assert "Version: 1.2.0+cu130" in whl.read("saxpy-1.2.0+cu130.dist-info/METADATA").decode()
+        assert whl.read("saxpy/__init__.py") == b"X = 1\n"
+    # a project that reads the label, or one that built another version, is left as it is (and checked)
+    for filename, version in (("saxpy-1.2.0+cu130-cp310-abi3-manylinux_2_34_x86_64.whl", "1.2.0+cu130"),
+                              ("saxpy-0.1.0-cp310-abi3-manylinux_2_34_x86_64.whl", "0.1.0")):
+        other = _wheel(tmp_path / version, filename, version)
+        assert wheels.label(w, other, tmp_path / "unused") == other
