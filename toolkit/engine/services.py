@@ -196,6 +196,9 @@ def ensure_channels(state: Path, address: str, root: Path | None) -> Status:
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (home / "tmp" / sub).mkdir(parents=True, exist_ok=True)
         root.mkdir(parents=True, exist_ok=True)
+        log = home / "error.log"  # nginx appends to it, keeping its mode: service logs are private to their owner
+        log.touch(mode=0o600)
+        log.chmod(0o600)
         (home / "nginx.conf").write_text(_NGINX_CONF.format(home=home, host=host, port=port, root=root,
                                                             user=getpass.getuser()))
         return ["nginx", "-c", home / "nginx.conf", "-e", home / "error.log"]
