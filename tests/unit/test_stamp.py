@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import zipfile
@@ -15,13 +16,18 @@ from toolkit import stamp
 ORIGINAL = "demo_pkg-0.1.0+cu130-cp310-abi3-manylinux_2_34_x86_64.whl"
 
 
+STAMPED = (2026, 11, 23, 12, 26, 10)
+
+
 @pytest.fixture
-def built(tmp_path: Path) -> Path:
-    """A small wheel as a build backend writes it: a folder entry, a module, dist-info with a local label."""
+def built(tmp_path: Path, monkeypatch) -> Path:
+    """A small wheel as a build backend writes it: a folder entry, a module, dist-info with a local label, every
+    entry (RECORD too) dated from SOURCE_DATE_EPOCH."""
     path = tmp_path / "in" / ORIGINAL
     path.parent.mkdir()
-    with WheelFile(path, "w") as whl:
-        stamped = (2026, 11, 23, 12, 26, 10)
+    with monkeypatch.context() as env, WheelFile(path, "w") as whl:  # the copies are made without it
+        env.setenv("SOURCE_DATE_EPOCH", str(calendar.timegm((*STAMPED, 0, 0, 0))))
+        stamped = STAMPED
         whl.writestr(zipfile.ZipInfo("demo_pkg/", date_time=stamped), b"")
         whl.writestr(zipfile.ZipInfo("demo_pkg/__init__.py", date_time=stamped), b"X = 1\n")
         whl.writestr(zipfile.ZipInfo("demo_pkg-0.1.0+cu130.dist-info/METADATA", date_time=stamped),
@@ -47,6 +53,8 @@ def test_a_copy_without_the_label_is_the_same_file_every_time(built, tmp_path):
     assert "demo_pkg-0.1.0.dist-info/RECORD" in names and not any("+cu130" in n for n in names)
     assert "\nVersion: 0.1.0\n" in metadata and "Version: in the body" in metadata  # the header only
     assert stamp.content_changes(built, one) == []
+    with zipfile.ZipFile(one) as z:  # the original's dates, RECORD's too: not the time of the copy
+        assert {i.date_time for i in z.infolist()} == {STAMPED}
 
 
 def test_a_variant_carries_variant_json_and_its_label(built, tmp_path):
