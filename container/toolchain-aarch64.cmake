@@ -7,3 +7,8 @@ set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
 set(CMAKE_CUDA_HOST_COMPILER aarch64-linux-gnu-g++)
+# FindPython asks the build's (x86_64) interpreter for the extension suffix: the toolkit runs the build
+# with the target's sysconfig data (_PYTHON_SYSCONFIGDATA_NAME), so it answers for aarch64. While
+# cross-compiling CMake asks an interpreter only through an emulator (policy CMP0190, set NEW on the
+# command line: CMAKE_ARGS); none is needed to run this one.
+set(CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/env)

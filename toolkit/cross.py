@@ -2,10 +2,11 @@
 
 nvcc on x86_64 compiles device code for every GPU anyway; only host code needs an aarch64
 compiler. The cross builder (rendered ``container/Dockerfile.cross-builder-*``) is the x86_64
-wheel builder plus g++-aarch64-linux-gnu, Debian's arm64 Python headers and the aarch64 CUDA
-runtime wheel. cibuildwheel cannot cross-compile on Linux, so the toolkit drives its steps
-itself, in that builder: the build frontend (with the rendered CMake toolchain file), a retag
-to ``linux_aarch64`` and ``auditwheel repair`` for the aarch64 policy. Audit and smoke (in an
+wheel builder plus g++-aarch64-linux-gnu, Debian's arm64 Python headers and sysconfig data and
+the aarch64 CUDA runtime wheel. cibuildwheel cannot cross-compile on Linux, so the toolkit drives
+its steps itself, in that builder: the build frontend (with the rendered CMake toolchain file, and
+the target's sysconfig data, so a per-Python extension gets the aarch64 suffix), a retag to
+``linux_aarch64`` and ``auditwheel repair`` for the aarch64 policy. Audit and smoke (in an
 arm64 container) then treat the wheel like any other.
 """
 
@@ -22,8 +23,8 @@ from .plan import WheelArtifact
 PROJECT = "/project"
 OUTPUT = "/output"
 TOOLCHAIN = "/toolchain.cmake"
-# auditwheel finds the aarch64 libstdc++/libgcc of the cross compiler here; libcuda is the driver's.
-REPAIR = f"auditwheel repair --exclude libcuda.so.1 --ldpaths /usr/{render.CROSS_TRIPLET}/lib"
+# auditwheel finds the aarch64 libstdc++/libgcc of the cross compiler here.
+LDPATHS = f"/usr/{render.CROSS_TRIPLET}/lib"
 
 
 def resolve(m: Matrix, w: WheelArtifact, host: Arch, override: BuildMode | None = None) -> BuildMode:
@@ -32,8 +33,10 @@ def resolve(m: Matrix, w: WheelArtifact, host: Arch, override: BuildMode | None 
     if arch is host:
         return BuildMode.NATIVE
     wanted = override or m.build_mode.get(arch.value, BuildMode.AUTO)
-    # Only stable-ABI extensions: any other's file name carries the build interpreter's (x86_64) suffix.
-    can_cross = arch is Arch.AARCH64 and host is Arch.X86_64 and version in render.cross_lines(m) and w.abi3
+    # A per-Python extension only for the Python whose aarch64 headers and sysconfig data the builder has.
+    line = m.cuda[version]
+    can_cross = (arch is Arch.AARCH64 and host is Arch.X86_64 and version in render.cross_lines(m)
+                 and (w.abi3 or w.pythons == (line.builder_python,)))
     if wanted is BuildMode.AUTO:
         return BuildMode.CROSS if can_cross else BuildMode.EMULATED
     key = f"{m.source}: build-mode.{arch.value}"
@@ -43,7 +46,8 @@ def resolve(m: Matrix, w: WheelArtifact, host: Arch, override: BuildMode | None 
                            + allowed])
     if wanted is BuildMode.CROSS and not can_cross:
         raise ConfigError([f"{key}: 'cross' cannot build {w.id} on {host.value} (it needs an x86_64 host, "
-                           f"an abi3 package and a pypi toolchain with nvidia-cuda-runtime); {allowed}"])
+                           "a pypi toolchain with nvidia-cuda-runtime, and an abi3 package or one built for the "
+                           f"builder's Python, {line.builder_python}); {allowed}"])
     return wanted
 
 
@@ -64,11 +68,13 @@ def command(m: Matrix, version: str, image: str, project: Path, out: Path, root:
         f"cp -r {PROJECT} /tmp/src",  # the source mount stays read-only
         "python -m build --wheel --outdir /tmp/raw /tmp/src",
         "python -m wheel tags --remove --platform-tag linux_aarch64 /tmp/raw/*.whl",
-        f"{REPAIR} -w {OUTPUT} /tmp/raw/*.whl",
+        f"{render.repair_command(m.cuda[version])} --ldpaths {LDPATHS} -w {OUTPUT} /tmp/raw/*.whl",
     ])
     mounts = [f"{project.resolve()}:{PROJECT}:ro", f"{out.resolve()}:{OUTPUT}",
               f"{(root / render.CROSS_TOOLCHAIN).resolve()}:{TOOLCHAIN}:ro", f"{ca}:{render.CA_IN_CONTAINER}:ro"]
-    environment = {**dict(render.wheel_environment(m.cuda[version])), **env, "CMAKE_TOOLCHAIN_FILE": TOOLCHAIN}
+    environment = {**dict(render.wheel_environment(m.cuda[version])), **env, "CMAKE_TOOLCHAIN_FILE": TOOLCHAIN,
+                   "_PYTHON_SYSCONFIGDATA_NAME": render.CROSS_SYSCONFIG,
+                   "CMAKE_ARGS": "-DCMAKE_POLICY_DEFAULT_CMP0190=NEW"}
     return ["docker", "run", "--rm", f"--platform={Arch.X86_64.platform}",
             *(f"--volume={v}" for v in mounts), *(f"--env={k}={v}" for k, v in environment.items()),
             image, "bash", "-c", script]

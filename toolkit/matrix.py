@@ -235,6 +235,10 @@ class CudaLine:
                                   parse=_python_version, schema={"enum": list(PYTHONS)})
     wheel_image: str = setting("wheel-image", "A manylinux image for cibuildwheel (e.g. manylinux_2_28) "
                                "instead of the builder the toolkit makes from build-image", default="")
+    torch: str = setting("torch", "PyTorch release whose PyPI wheels are built against this CUDA line (e.g. 2.11.0): "
+                         "packages with torch = true build against it, unpacked for the target arch in the "
+                         "builders (TORCH_ROOT), and require it", default="", parse=_version,
+                         schema={"type": "string"})
 
     @property
     def cross_runtime(self) -> str:
@@ -269,6 +273,8 @@ class Package:
                                default=100, parse=_positive, schema={"type": "integer", "minimum": 1})
     gpu_smoke: tuple[str, ...] = setting("gpu-smoke", "Smoke command run where a GPU is present; its JSON "
                                          "output may report the kernel arch the device ran", default=(), text=True)
+    torch: bool = setting("torch", "A PyTorch extension: built against each CUDA line's torch (cuda.\"X.Y\".torch)",
+                          default=False)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -410,6 +416,7 @@ def _check(m: Matrix, root: Path, problems: Problems) -> None:
         _check_framework(m, name, fw, problems)
     for name, pkg in _loaded(m.package):
         _check_package(root, name, pkg, problems)
+        _check_torch(m, name, pkg, problems)
     archs = [a.value for a in Arch]
     for arch in m.ci.runners if m.ci else ():
         if arch not in archs:
@@ -468,6 +475,17 @@ def _check_package(root: Path, name: str, pkg: Package, problems: Problems) -> N
         problems.add(where, f"{pkg.path!r} does not exist (relative to {root})")
     elif not (source / "pyproject.toml").is_file():
         problems.add(where, f"{pkg.path!r} has no pyproject.toml: it is not a Python package")
+
+
+def _check_torch(m: Matrix, name: str, pkg: Package, problems: Problems) -> None:
+    """A PyTorch extension needs a torch to build against on every CUDA line it is built for."""
+    if not pkg.torch or not m.axes or m.cuda is None:
+        return
+    lacking = [v for v in m.axes.cuda if m.cuda.get(v) is not None and not m.cuda[v].torch]
+    if lacking:
+        problems.add(key_path("package", name) + ".torch", "a PyTorch extension builds against each CUDA line's "
+                     f"torch; name one for {', '.join(key_path('cuda', v) for v in lacking)} (torch = \"2.11.0\": "
+                     "a release whose PyPI wheels are built against that line), or build it in a matrix of its own")
 
 
 def _check_local_labels(versions: tuple[str, ...], lines: Mapping[str, CudaLine], problems: Problems) -> None:

@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import importlib.util
 import json
+import shlex
 from pathlib import Path
 
 import jinja2
@@ -35,7 +36,14 @@ CA_IN_CONTAINER = "/run/secrets/ca"
 CROSS_TOOLS = ("wheel==0.45.1",)
 CROSS_TRIPLET = "aarch64-linux-gnu"
 CROSS_TOOLCHAIN = "container/toolchain-aarch64.cmake"
+# Debian's arm64 libpython's sysconfig data, in the cross builder: with it the build interpreter reports the
+# aarch64 extension suffix (as crossenv does), so per-Python extensions cross-compile too.
+CROSS_SYSCONFIG = f"_sysconfigdata__linux_{CROSS_TRIPLET}"
 PYTHON_DOCKERFILE = "container/Dockerfile.smoke-python"
+# What a torch extension builds against, from the target platform's torch wheel: headers, libraries, CMake files.
+TORCH_MEMBERS = ("torch/version.py", "torch/include/*", "torch/lib/*", "torch/share/cmake/*")
+# The cross builder's aarch64 targets: the CUDA runtime wheel, and torch's wheel where a line names one.
+CROSS_ROOT = "/opt/cross/aarch64"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,22 +201,35 @@ def outputs(m: Matrix) -> list[Output]:
         builder = builders[version] = render("wheel-builder.Dockerfile.j2", builder_dockerfile(version), cuda=version,
                          build_image=line.build_image, python_tag=python_tag(line.builder_python),
                          build_tools=" ".join(BUILD_TOOLS), cuda_home=cuda_home(version, line),
-                         toolchain_requirements=" ".join(line.toolchain_requirements))
+                         toolchain_requirements=" ".join(line.toolchain_requirements), **_torch(line, "/opt"))
         render("cibuildwheel.toml.j2", cibuildwheel_config(version), cuda=version,
                build=f"{python_tag(line.builder_python).split('-')[0]}-*",
                image=builder_image(m, version, builder), environment=wheel_environment(line),
-               archs=[a.value for a in m.axes.arch])
+               archs=[a.value for a in m.axes.arch], repair=repair_command(line) + " -w {dest_dir} {wheel}")
     for version in cross_lines(m):
         line = m.cuda[version]
         render("cross-builder.Dockerfile.j2", cross_dockerfile(version), cuda=version,
                builder_image=builder_image(m, version, builders[version]), python_tag=python_tag(line.builder_python),
                builder_python=line.builder_python, cross_tools=" ".join(CROSS_TOOLS),
-               cross_runtime=line.cross_runtime, triplet=CROSS_TRIPLET,
-               target_lib=f"/opt/cross/aarch64/{_wheels_cuda_dir(version)}/lib")
+               cross_runtime=line.cross_runtime, triplet=CROSS_TRIPLET, cross_root=CROSS_ROOT,
+               target_lib=f"{CROSS_ROOT}/{_wheels_cuda_dir(version)}/lib", **_torch(line, CROSS_ROOT))
     if cross_lines(m):
         render("toolchain.cmake.j2", CROSS_TOOLCHAIN, triplet=CROSS_TRIPLET,
                dockerfiles=", ".join(cross_dockerfile(v) for v in cross_lines(m)))
     return rendered
+
+
+def _torch(line: CudaLine, into: str) -> dict[str, str]:
+    """Template values that unpack the line's torch into ``into`` (nothing when the line names none)."""
+    return {"torch": f"torch=={line.torch}" if line.torch else "", "torch_dir": into, "torch_root": f"{into}/torch",
+            "torch_members": " ".join(f"'{member}'" for member in TORCH_MEMBERS)}
+
+
+def repair_command(line: CudaLine) -> str:
+    """``auditwheel repair`` with what must stay outside a CUDA line's wheels: the driver's libcuda, and
+    torch's own libraries (an extension loads after ``import torch``, which brings them)."""
+    excluded = ["libcuda.so.1", *(("libtorch*.so", "libc10*.so") if line.torch else ())]
+    return "auditwheel repair " + " ".join(f"--exclude {shlex.quote(name)}" for name in excluded)
 
 
 def wheel_environment(line: CudaLine) -> list[tuple[str, str]]:

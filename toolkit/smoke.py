@@ -3,8 +3,9 @@
 Wheels go into a fresh container per (arch, Python) made from a clean interpreter
 image of that platform (QEMU for foreign archs); Pythons without such an image are
 recorded as *untested*, never as passed. With ``--host`` a wheel of the host's arch
-is installed into a fresh venv on this machine instead (how the GPU path is proven
-on a GPU host without a container engine). Where a GPU is present the package's
+is installed into a fresh venv on this machine instead, one that also sees the host's
+packages (torch, for an extension): how the GPU path is proven on a GPU host without
+a container engine or a package index. Where a GPU is present the package's
 ``gpu-smoke`` command runs too and its kernel report is compared with the audit.
 Results are keyed by the artifact's sha256, so a rebuilt artifact is never covered
 by an old pass.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import site
 import sys
 import tempfile
 import time
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from . import cuda, hostinfo, render, tools
+from . import cuda, hostinfo, render, settings, tools
 from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
@@ -33,6 +35,8 @@ from .plan import ImageArtifact, Plan, Selection, WheelArtifact, make_plan
 from .wheels import ca_mount
 
 PASS, FAIL, UNTESTED = "pass", "FAIL", "untested"
+PIP_CACHE = "/var/cache/pip"
+MACHINE = "smoke-machine="  # the import probe's line: what the package was imported on
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -75,20 +79,24 @@ def _ensure_python_image(m: Matrix, python: str, platforms: list[str]) -> str:
 
 
 def _script(w: WheelArtifact, wheel: str | None) -> str:
-    """Shell steps: install ``wheel`` (unless None), import the package, run its smoke command."""
+    """Shell steps: install ``wheel`` (unless None) with its dependencies, import the package, run its smoke
+    command."""
     module = w.package.replace("-", "_")
-    steps = [f"pip install --quiet --no-cache-dir {shlex.quote(wheel)}"] if wheel else []
-    steps.append(f"python -c {shlex.quote(f'import platform, {module}; print(platform.machine())')}")
+    steps = [f"pip install --quiet {shlex.quote(wheel)}"] if wheel else []
+    probe = f"import platform, {module}; print({MACHINE!r} + platform.machine())"
+    steps.append(f"python -c {shlex.quote(probe)}")
     return " && ".join(steps + ([shlex.join(w.smoke)] if w.smoke else []))
 
 
 def _verdict(w: WheelArtifact, output: str) -> tuple[str, str]:
-    """PASS when the first line names the wheel's arch (what ran is what was meant); a short detail."""
+    """PASS when the import probe names the wheel's arch (what ran is what was meant); a short detail."""
     lines = output.strip().splitlines()
-    machine = lines[0].strip() if lines else ""
+    # Found by its prefix: an import may warn on stderr (torch without numpy does), which comes first.
+    at = next((i for i, line in enumerate(lines) if line.startswith(MACHINE)), None)
+    machine = lines[at][len(MACHINE):].strip() if at is not None else ""
     if machine != w.build.arch.value:
-        return FAIL, f"ran on {machine or 'nothing'}, expected {w.build.arch.value}"
-    return PASS, " ".join(" ".join(lines[1:]).split())[-300:] or f"imported on {machine}"
+        return FAIL, f"ran on {machine or 'nothing'}, expected {w.build.arch.value}: {' '.join(output.split())[-300:]}"
+    return PASS, " ".join(" ".join(lines[at + 1:]).split())[-300:] or f"imported on {machine}"
 
 
 def _gpu_verdict(output: str, jit: bool, audited_sass: list[str]) -> tuple[bool, str]:
@@ -130,13 +138,19 @@ def _gpu_run(command: list[str], env: dict[str, str], cwd: Path, audited_sass: l
 def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: bool) -> Run:
     platform = w.build.platform
     inside = f"/wheels/{wheel.name}"
+    # Dependencies (torch and its CUDA wheels: gigabytes) are downloaded once into a cache of the state
+    # directory; every container still installs them afresh.
+    cache = settings.state_dir() / "smoke-pip-cache"
+    cache.mkdir(parents=True, exist_ok=True)
     volumes = {str(wheel.resolve()): {"bind": inside, "mode": "ro"},
-               str(ca_mount()): {"bind": render.CA_IN_CONTAINER, "mode": "ro"}}
+               str(ca_mount()): {"bind": render.CA_IN_CONTAINER, "mode": "ro"},
+               str(cache): {"bind": PIP_CACHE, "mode": "rw"}}
     started, started_at = time.monotonic(), now()
+    step(f"{w.id}: installing it with its dependencies into a clean Python {python} ({platform}) and running it")
     try:
         docker.pull(image, platform=platform, cred=docker.registry_credential())
         out = docker.run(image, ["sh", "-c", _script(w, inside)], platform=platform, volumes=volumes,
-                         environment={"PIP_CERT": render.CA_IN_CONTAINER})
+                         environment={"PIP_CERT": render.CA_IN_CONTAINER, "PIP_CACHE_DIR": PIP_CACHE})
         result, detail = _verdict(w, out)
     except (CommandError, EngineError) as exc:
         result, detail = FAIL, str(exc)[-600:]
@@ -153,6 +167,7 @@ def _host_run(w: WheelArtifact, wheel: Path, audited_sass: list[str], gpu: bool)
         try:
             # No pip inside the venv: Debian/Ubuntu hosts often lack ensurepip, and this pip can install there.
             tools.run([sys.executable, "-m", "venv", "--without-pip", venv], quiet=True)
+            _see_host_packages(venv)
             tools.run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--quiet",
                        "--no-index", "--no-deps", wheel])
             env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"}
@@ -166,6 +181,14 @@ def _host_run(w: WheelArtifact, wheel: Path, audited_sass: list[str], gpu: bool)
             result, detail, gpu_result = FAIL, str(exc)[-600:], "not reached"
     return Run(artifact=w.id, platform=w.build.platform, python=python, where="host", result=result,
                gpu=gpu_result, seconds=_since(started), detail=detail, started_at=started_at)
+
+
+def _see_host_packages(venv: Path) -> None:
+    """Let the venv import what the interpreter running the toolkit has (after its own packages): a GPU host
+    has no package index, and a torch extension needs the host's torch, as its users' machines have it."""
+    purelib = Path(tools.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture=True, quiet=True).stdout.strip())
+    (purelib / "_toolkit_host.pth").write_text("\n".join(dict.fromkeys(site.getsitepackages())) + "\n")
 
 
 def require_pass(runs: list[Run]) -> None:

@@ -23,7 +23,8 @@ T = TypeVar("T")
 
 # Values that end up in Dockerfiles, shell commands or image references: a
 # conservative character set, so that no quoting mistake downstream can matter.
-SAFE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+=,-]*$")
+# "." alone is a token too: a package whose matrix.toml sits in its own source directory.
+SAFE_TOKEN = re.compile(r"^(?:\.|[A-Za-z0-9][A-Za-z0-9._:/@+=,-]*)$")
 # Free text (reasons, docs, argv elements run without a shell): one line, printable.
 SAFE_TEXT = re.compile(r"^[^\x00-\x1f\x7f`$]*$")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,20 @@ def built_images(built_wheels, repo_matrix):
     plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",)))
     records = images.build(repo_matrix, plan, REPO, dist, push=True)
     return dist, {r["id"]: r for r in records}
+
+
+@contextlib.contextmanager
+def _no_aarch64_emulation():
+    entry = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    entry.write_text("0")
+    try:
+        yield
+    finally:
+        entry.write_text("1")
+
+
+@pytest.fixture
+def aarch64_emulation_off():
+    """A context manager that switches the kernel's qemu-aarch64 handler off: no aarch64 program can run on
+    this host meanwhile (a cross build that still succeeds emulated nothing)."""
+    return _no_aarch64_emulation

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
 import sys
@@ -90,28 +89,18 @@ def test_same_inputs_give_the_same_sha256(built_wheels, repo_matrix, tmp_path):
     assert again["sha256"] == records[X86]["sha256"]
 
 
-@contextlib.contextmanager
-def _no_aarch64_emulation():
-    """Switch the kernel's qemu-aarch64 handler off: no aarch64 program can run on this host meanwhile."""
-    entry = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-    entry.write_text("0")
-    try:
-        yield
-    finally:
-        entry.write_text("1")
-
-
 def _gpu_code(record):
     return [(o["name"], o["sass"], o["ptx"]) for o in record["audit"]["objects"]]
 
 
-def test_cross_builds_with_emulation_off_and_matches_the_emulated_wheel(built_wheels, repo_matrix, tmp_path):
+def test_cross_builds_with_emulation_off_and_matches_the_emulated_wheel(built_wheels, repo_matrix, tmp_path,
+                                                                       aarch64_emulation_off):
     """Cross mode needs no QEMU at all: with emulation switched off (checked: an arm64 container cannot
     start) it still builds the aarch64 wheel. The emulated build, emulation back on, gives the same
     wheel name and GPU code. (The cross wheel of built_wheels is smoke-tested in test_smoke.py.)"""
     plan = make_plan(repo_matrix, Selection(cuda=("13.0",), arch=("aarch64",), framework=("none",)))
     repo = Path(__file__).resolve().parents[2]
-    with _no_aarch64_emulation():
+    with aarch64_emulation_off():
         with pytest.raises(CommandError, match="exec format error"):
             docker.run(repo_matrix.image("debian:bookworm-slim"), ["uname", "-m"], platform="linux/arm64")
         (crossed,) = wheels.build(repo_matrix, plan, repo, tmp_path / "cross", mode=BuildMode.CROSS)

@@ -46,13 +46,16 @@ def test_native_elsewhere_and_an_impossible_cross_are_config_errors(crossable):
         cross.resolve(crossable, _wheel(crossable, ARM, "12.8"), X86, BuildMode.CROSS)
 
 
-def test_only_stable_abi_wheels_cross(small_matrix, write_matrix):
+def test_a_per_python_wheel_crosses_for_the_builder_s_python_only(small_matrix, write_matrix):
     text = _crossable(small_matrix).replace('path = "examples/saxpy"', 'path = "examples/saxpy"\nabi3 = false')
-    m = matrix.load_matrix(write_matrix(text))
-    wheel = _wheel(m, ARM, "13.0")  # one per Python now; its extension suffix would name x86_64
-    assert cross.resolve(m, wheel, X86) is BuildMode.EMULATED
-    with pytest.raises(ConfigError, match="an abi3 package"):
-        cross.resolve(m, wheel, X86, BuildMode.CROSS)
+    m = matrix.load_matrix(write_matrix(text.replace('python = ["3.10", "3.12"]', 'python = ["3.11", "3.12"]')))
+    plan = make_plan(m, Selection(arch=("aarch64",), cuda=("13.0",), framework=("none",)))
+    by_python = {w.pythons: w for w in plan.wheels}  # one per Python now
+    # The builder has Debian's arm64 headers and sysconfig data of its own Python (3.11) only.
+    assert cross.resolve(m, by_python[("3.11",)], X86) is BuildMode.CROSS
+    assert cross.resolve(m, by_python[("3.12",)], X86) is BuildMode.EMULATED
+    with pytest.raises(ConfigError, match=r"an abi3 package or one built for the builder's Python, 3\.11"):
+        cross.resolve(m, by_python[("3.12",)], X86, BuildMode.CROSS)
 
 
 def test_cross_files_are_rendered_for_crossable_lines_only(crossable, small_matrix, write_matrix):
@@ -65,6 +68,7 @@ def test_cross_files_are_rendered_for_crossable_lines_only(crossable, small_matr
     assert "g++-aarch64-linux-gnu libpython3.11-dev:arm64" in dockerfile
     assert "ln -s /opt/cross/aarch64/nvidia/cu13/lib ${CUDA_HOME}/targets/sbsa-linux/lib" in dockerfile
     assert "set(CMAKE_CUDA_HOST_COMPILER aarch64-linux-gnu-g++)" in out[render.CROSS_TOOLCHAIN]
+    assert "set(CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/env)" in out[render.CROSS_TOOLCHAIN]
     x86_only = matrix.load_matrix(write_matrix(small_matrix.replace('arch = ["x86_64", "aarch64"]',
                                                                     'arch = ["x86_64"]')))
     assert not any("cross" in o.path for o in render.outputs(x86_only))
@@ -77,7 +81,8 @@ def test_cross_command_builds_retags_and_repairs_from_a_read_only_source(crossab
     assert f"--volume={tmp_path / 'src'}:/project:ro" in argv
     assert "--volume=/etc/ca.pem:/run/secrets/ca:ro" in argv
     assert {"--env=CMAKE_TOOLCHAIN_FILE=/toolchain.cmake", "--env=TOOLKIT_LOCAL_VERSION=cu130",
-            "--env=SOURCE_DATE_EPOCH=1"} <= set(argv)
+            "--env=SOURCE_DATE_EPOCH=1", "--env=_PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata__linux_aarch64-linux-gnu",
+            "--env=CMAKE_ARGS=-DCMAKE_POLICY_DEFAULT_CMP0190=NEW"} <= set(argv)
     script = argv[-1]
     assert script.index("python -m build --wheel") < script.index("--platform-tag linux_aarch64") \
         < script.index("auditwheel repair --exclude libcuda.so.1")

@@ -91,3 +91,19 @@ def test_a_run_logs_in_to_a_docker_config_of_its_own(tmp_path, monkeypatch):
     assert (mine / "config.json").read_text() == '{"credsStore": "pass"}'  # the user's helpers still apply
     assert (mine / "cli-plugins").resolve() == users / "cli-plugins"  # and their buildx plugin
     assert [p.name for p in mine.parent.iterdir()] == [mine.name]
+
+
+def test_a_binfmt_entry_counts_only_when_enabled_with_the_fix_binary_flag(tmp_path, monkeypatch):
+    from toolkit.engine import daemon
+
+    monkeypatch.setattr(daemon, "BINFMT", tmp_path)
+    entry = ("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: {flags}\noffset 0\n"
+             "magic 7f454c460201010000000000000000000200b700\nmask ffffffffffffff00fffffffffffffffffeffffff\n")
+    (tmp_path / "qemu-aarch64").write_text(entry.format(flags="PF"))
+    assert daemon._binfmt_entry("qemu-aarch64")["interpreter"] == "/usr/libexec/qemu-binfmt/aarch64-binfmt-P"
+    assert daemon._binfmt_enabled("qemu-aarch64")
+    (tmp_path / "qemu-aarch64").write_text(entry.format(flags="P"))  # the interpreter must exist in each container
+    assert not daemon._binfmt_enabled("qemu-aarch64")
+    (tmp_path / "qemu-aarch64").write_text(entry.format(flags="PF").replace("enabled", "disabled"))
+    assert not daemon._binfmt_enabled("qemu-aarch64") and not daemon._binfmt_enabled("qemu-x86_64")
+    assert daemon._escaped("7f454c46") == "\\x7f\\x45\\x4c\\x46"

@@ -102,6 +102,11 @@ BAD = [
      "publish.channel-root: a local directory or an rclone remote"),
     ("framework cuda unknown", 'arch = ["x86_64"]\n', 'arch = ["x86_64"]\ncuda = ["11.8"]\n',
      "framework.vllm.cuda[0]: unknown CUDA version"),
+    ("torch extension on lines without a torch", 'path = "examples/saxpy"', 'path = "examples/saxpy"\ntorch = true',
+     'package.saxpy.torch: a PyTorch extension builds against each CUDA line\'s torch; name one for cuda."12.8", '
+     'cuda."13.0"'),
+    ("torch with a local label", 'local-version = "cu130"', 'local-version = "cu130"\ntorch = "2.11.0+cu130"',
+     'cuda."13.0".torch: write the version in its normalized PEP 440 form without a local label'),
 ]
 
 
@@ -131,6 +136,15 @@ def test_small_matrix_is_valid(write_matrix):
     assert m.cuda["13.0"].local_version == "cu130"
     assert m.image("debian:bookworm-slim").startswith("127.0.0.1:5000/mirror/")
     assert m.image("nvidia/cuda:12.8.1-devel-ubuntu24.04") == "nvidia/cuda:12.8.1-devel-ubuntu24.04"
+
+
+def test_a_torch_extension_needs_a_torch_on_every_line_it_builds_for(small_matrix, write_matrix):
+    text = small_matrix.replace('local-version = "cu130"', 'local-version = "cu130"\ntorch = "2.11.0"')
+    assert matrix.load_matrix(write_matrix(text)).cuda["13.0"].torch == "2.11.0"
+    with pytest.raises(ConfigError) as err:
+        matrix.load_matrix(write_matrix(text.replace('smoke = ["python"', 'torch = true\nsmoke = ["python"', 1)))
+    (problem,) = err.value.problems
+    assert 'name one for cuda."12.8" (torch = "2.11.0"' in problem
 
 
 @pytest.mark.parametrize("name, old, new, expected", BAD, ids=[case[0] for case in BAD])

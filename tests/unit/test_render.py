@@ -102,3 +102,22 @@ def test_a_gpu_result_counts_only_for_the_file_it_tested(tmp_path):
     (tmp_path / "docs" / "verification" / "gpu-smoke-h100.json").write_text(json.dumps(result))
     assert docs.gpu_runs(tmp_path, {"wheel:x:cu130:x86_64": {"sha256": "aaa"}}) == [run]
     assert docs.gpu_runs(tmp_path, {"wheel:x:cu130:x86_64": {"sha256": "rebuilt"}}) == []
+
+
+def test_a_line_with_a_torch_unpacks_it_for_each_target_and_keeps_its_libraries_out_of_wheels(small_matrix,
+                                                                                           write_matrix):
+    plain = {o.path: o.text for o in render.outputs(matrix.load_matrix(write_matrix()))}
+    assert "TORCH" not in plain["container/Dockerfile.wheel-builder-cu130"]
+    assert "libtorch" not in plain["container/cibuildwheel-cu130.toml"]
+    text = small_matrix.replace('local-version = "cu130"', 'local-version = "cu130"\ntorch = "2.11.0"')
+    text = text.replace('"nvidia-cuda-nvcc==13.0.*"]', '"nvidia-cuda-nvcc==13.0.*", "nvidia-cuda-runtime==13.0.*"]')
+    out = {o.path: o.text for o in render.outputs(matrix.load_matrix(write_matrix(text)))}
+    builder = out["container/Dockerfile.wheel-builder-cu130"]
+    assert 'ARG TORCH="torch==2.11.0"' in builder and "ENV TORCH_ROOT=/opt/torch\n" in builder
+    assert "unzip -q /tmp/torch/*.whl 'torch/version.py' 'torch/include/*' 'torch/lib/*'" in builder
+    cross = out["container/Dockerfile.cross-builder-cu130"]
+    assert "ENV TORCH_ROOT=/opt/cross/aarch64/torch" in cross
+    assert '--platform manylinux_2_28_aarch64 "${TORCH}"' in cross
+    assert ("repair-wheel-command = \"auditwheel repair --exclude libcuda.so.1 --exclude 'libtorch*.so' "
+            "--exclude 'libc10*.so' -w {dest_dir} {wheel}\"") in out["container/cibuildwheel-cu130.toml"]
+    assert "TORCH" not in out["container/Dockerfile.wheel-builder-cu128"]  # a line without a torch

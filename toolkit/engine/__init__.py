@@ -34,7 +34,7 @@ def up(m: Matrix, plan: Plan, state: Path) -> list[Status]:
 def _up(m: Matrix, plan: Plan, state: Path) -> list[Status]:
     registry, index, channel_server = _addresses(m)
     archs = sorted({a.build.arch for a in plan.artifacts}, key=lambda a: a.value)
-    found = [daemon.ensure_dockerd(state), daemon.ensure_buildx(state), daemon.ensure_binfmt(archs)]
+    found = [daemon.ensure_dockerd(state), daemon.ensure_buildx(state), daemon.ensure_binfmt(archs, state)]
     registry_cred = credentials.load(state, "registry")
     found.append(services.ensure_registry(state, registry, registry_cred))
     found.append(services.ensure_index(state, index, credentials.load(state, "index")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
 
 from .. import settings, tools
@@ -16,6 +17,13 @@ from .host import Status, apt_install, require_root, start_service, started_by, 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 _QEMU = {Arch.AARCH64: "qemu-aarch64", Arch.X86_64: "qemu-x86_64"}
+# The ELF header (magic, mask) binfmt_misc matches each arch's executables by, as Debian registers them.
+_ELF_HEADERS = {
+    Arch.AARCH64: ("7f454c460201010000000000000000000200b700", "ffffffffffffff00fffffffffffffffffeffffff"),
+    Arch.X86_64: ("7f454c4602010100000000000000000002003e00", "fffffffffffefe00fffffffffffffffffeffffff"),
+}
+# Bookworm's QEMU 7.2 hangs or crashes running PyTorch's aarch64 build; trixie's 10.0 runs it.
+MIN_QEMU = (10, 0)
 # Debian bookworm has no docker-buildx; trixie's package (a static Go binary) installs on it.
 _TRIXIE_SOURCES = ("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
                    "http://deb.debian.org/debian trixie main\n")
@@ -119,33 +127,63 @@ def emulated_platforms() -> list[str]:
 
 
 def _binfmt_enabled(name: str) -> bool:
-    try:
-        entry = (BINFMT / name).read_text()
-    except OSError:
-        return False
+    entry = _binfmt_entry(name)
     # F (fix binary) lets containers and chroots use the interpreter without a copy inside.
-    return entry.startswith("enabled") and "F" in next(
-        (line.split()[1] for line in entry.splitlines() if line.startswith("flags:")), "")
+    return entry.get("enabled") == "" and "F" in entry.get("flags", "")
+
+
+def _binfmt_entry(name: str) -> dict[str, str]:
+    """The kernel's binfmt_misc entry ``name`` as {field: value} (``enabled`` has the value "")."""
+    try:
+        lines = (BINFMT / name).read_text().splitlines()
+    except OSError:
+        return {}
+    # Lines read "enabled", "interpreter /usr/bin/qemu-aarch64", "flags: PF", …
+    return {key.rstrip(":"): value for key, _, value in (line.partition(" ") for line in lines)}
+
+
+def qemu_version(name: str) -> tuple[int, ...]:
+    """The version of the QEMU registered as ``name``, () when none is or it does not say."""
+    interpreter = _binfmt_entry(name).get("interpreter", "").strip()
+    if not interpreter or not Path(interpreter).exists():
+        return ()
+    # Debian's registered path is a link to the binary; only under its own name does it answer --version.
+    proc = tools.run([str(Path(interpreter).resolve()), "--version"], capture=True, quiet=True, check=False)
+    found = re.search(r"version (\d+)\.(\d+)", proc.stdout)
+    return tuple(map(int, found.groups())) if found else ()
 
 
 def binfmt_status() -> Status:
-    """Emulated platforms registered with the kernel."""
+    """Emulated platforms registered with the kernel, and the QEMU that runs them."""
     found = emulated_platforms()
-    return Status(name="emulation", up=bool(found), address=", ".join(found),
+    versions = {".".join(map(str, qemu_version(name))) for arch, name in _QEMU.items() if arch.platform in found}
+    return Status(name="emulation", up=bool(found), address=", ".join(found), version=", ".join(sorted(versions)),
                   detail="" if found else "no qemu binfmt entries")
 
 
-def ensure_binfmt(archs: list[Arch]) -> Status:
-    """Register QEMU for every arch in ``archs`` that is not the host's."""
+def ensure_binfmt(archs: list[Arch], state: Path) -> Status:
+    """Register QEMU >= 10 for every arch in ``archs`` that is not the host's: Debian trixie's static build,
+    unpacked into the state directory (an older registered QEMU is replaced)."""
     for arch in archs:
         name = _QEMU[arch]
-        if arch is host_arch() or _binfmt_enabled(name):
+        if arch is host_arch() or (_binfmt_enabled(name) and qemu_version(name) >= MIN_QEMU):
             continue
-        if tools.which("update-binfmts") is None or not Path(f"/usr/bin/{name}-static").exists():
-            apt_install(["qemu-user-static", "binfmt-support"], f"{arch.value} emulation")
+        require_root(f"{arch.value} emulation", f"register QEMU >= {'.'.join(map(str, MIN_QEMU))} with binfmt_misc")
+        qemu = state / "qemu" / "usr" / "bin" / name
+        if not qemu.exists():
+            step(f"fetching QEMU {'.'.join(map(str, MIN_QEMU))} ({name}) from Debian trixie")
+            tools.run(["dpkg-deb", "-x", _trixie_download(state / "apt-trixie", "qemu-user"), state / "qemu"])
         if not (BINFMT / "register").exists():
             tools.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)])
-        tools.run(["update-binfmts", "--enable", name])
-        if not _binfmt_enabled(name):
-            raise EngineError(f"{name} is not enabled with the F flag in {BINFMT} after update-binfmts")
+        if (BINFMT / name).exists():
+            (BINFMT / name).write_text("-1")  # unregister the old one: one entry per name
+        magic, mask = _ELF_HEADERS[arch]
+        (BINFMT / "register").write_text(f":{name}:M::{_escaped(magic)}:{_escaped(mask)}:{qemu}:PF")
+        if not _binfmt_enabled(name) or qemu_version(name) < MIN_QEMU:
+            raise EngineError(f"{name} from {qemu} is not enabled with the F flag in {BINFMT}")
     return binfmt_status()
+
+
+def _escaped(hex_bytes: str) -> str:
+    """binfmt_misc's register syntax for bytes: \\xNN each."""
+    return "".join(f"\\x{hex_bytes[i:i + 2]}" for i in range(0, len(hex_bytes), 2))
