@@ -17,7 +17,7 @@ from pathlib import Path
 from . import render
 from .engine import docker
 from .errors import ConfigError
-from .matrix import Arch, BuildMode, Matrix
+from .matrix import CROSS_RUNTIME, Arch, BuildMode, Matrix
 from .plan import WheelArtifact
 
 PROJECT = "/project"
@@ -29,26 +29,36 @@ LDPATHS = f"/usr/{render.CROSS_TRIPLET}/lib"
 
 def resolve(m: Matrix, w: WheelArtifact, host: Arch, override: BuildMode | None = None) -> BuildMode:
     """How wheel ``w`` is built on ``host`` (``override``: --build-mode)."""
-    arch, version = w.build.arch, w.build.cuda
+    arch = w.build.arch
     if arch is host:
         return BuildMode.NATIVE
     wanted = override or m.build_mode.get(arch.value, BuildMode.AUTO)
-    # A per-Python extension only for the Python whose aarch64 headers and sysconfig data the builder has.
-    line = m.cuda[version]
-    can_cross = (arch is Arch.AARCH64 and host is Arch.X86_64 and version in render.cross_lines(m)
-                 and (w.abi3 or w.pythons == (line.builder_python,)))
+    blocker = why_not_cross(m, w, host)
     if wanted is BuildMode.AUTO:
-        return BuildMode.CROSS if can_cross else BuildMode.EMULATED
+        return BuildMode.EMULATED if blocker else BuildMode.CROSS
     key = f"{m.source}: build-mode.{arch.value}"
-    allowed = "allowed here: auto, " + ("cross, emulated" if can_cross else "emulated")
+    allowed = "allowed here: auto, " + ("emulated" if blocker else "cross, emulated")
     if wanted is BuildMode.NATIVE:
         raise ConfigError([f"{key}: 'native' builds only on an {arch.value} host, this one is {host.value}; "
                            + allowed])
-    if wanted is BuildMode.CROSS and not can_cross:
-        raise ConfigError([f"{key}: 'cross' cannot build {w.id} on {host.value} (it needs an x86_64 host, "
-                           "a pypi toolchain with nvidia-cuda-runtime, and an abi3 package or one built for the "
-                           f"builder's Python, {line.builder_python}); {allowed}"])
+    if wanted is BuildMode.CROSS and blocker:
+        raise ConfigError([f"{key}: 'cross' cannot build {w.id}: {blocker}; {allowed}"])
     return wanted
+
+
+def why_not_cross(m: Matrix, w: WheelArtifact, host: Arch) -> str:
+    """Why ``w`` cannot be cross-compiled on ``host`` ("" when it can): what ``auto`` builds emulated, and why."""
+    line = m.cuda[w.build.cuda]
+    if w.build.arch is not Arch.AARCH64 or host is not Arch.X86_64:
+        return f"cross builds aarch64 wheels on an x86_64 host, not {w.build.arch.value} on {host.value}"
+    if w.build.cuda not in render.cross_lines(m):
+        return (f"CUDA {w.build.cuda} has no aarch64 CUDA runtime to link (cross needs toolchain = 'pypi' with "
+                f"{CROSS_RUNTIME} in toolchain-requirements, and no wheel-image)")
+    # A per-Python extension only for the Python whose aarch64 headers and sysconfig data the builder has.
+    if not w.abi3 and w.pythons != (line.builder_python,):
+        return (f"a per-Python extension cross-compiles for the builder's Python ({line.builder_python}) only, "
+                f"this one is for {w.pythons[0]}")
+    return ""
 
 
 def ensure_builder(m: Matrix, version: str, root: Path, ca: Path, dry_run: bool) -> str:

@@ -76,6 +76,21 @@ def test_gpu_verdict_names_the_family_and_what_the_device_loaded():
     assert ok and "PTX (JIT)" in detail
 
 
+def test_the_import_probe_is_found_after_what_an_import_printed_first(write_matrix):
+    from toolkit import matrix, smoke
+    from toolkit.plan import Selection, make_plan
+
+    m = matrix.load_matrix(write_matrix())
+    (w,) = make_plan(m, Selection(arch=("aarch64",), cuda=("13.0",), framework=("none",))).wheels
+    warned = "torch/_subclasses/functional_tensor.py:307: UserWarning: Failed to initialize NumPy\n"
+    result, detail = smoke._verdict(w, warned + smoke.MACHINE + "aarch64\n{\"ok\": true}\n")
+    assert (result, detail) == (smoke.PASS, '{"ok": true}')
+    result, detail = smoke._verdict(w, warned + smoke.MACHINE + "x86_64\n")
+    assert result == smoke.FAIL and detail.startswith("ran on x86_64, expected aarch64: torch/_subclasses")
+    result, detail = smoke._verdict(w, "Traceback: ImportError: libc10.so\n")
+    assert result == smoke.FAIL and detail == "ran on nothing, expected aarch64: Traceback: ImportError: libc10.so"
+
+
 @pytest.mark.parametrize("jit, sass", [(True, ["90a"]), (False, ["75"])])
 def test_gpu_verdict_fails_when_what_loaded_contradicts_the_audit(jit, sass):
     from toolkit import smoke
