@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from .manifest import now
 from .matrix import Arch, BuildMode, Matrix, load_matrix
 from .plan import Selection, make_plan
 
+TORCH_EXAMPLE = "examples/saxpy-torch"  # a PyTorch extension with a matrix of its own
 SYNTHETIC_FRAMEWORKS = 25  # 2 archs x 4 Pythons x 5 CUDA lines x 25 frameworks = 1,000 cells
 
 
@@ -124,12 +126,41 @@ def run(m: Matrix, dist: Path, runs: int = 3) -> list[dict]:
     seq = _times(lambda: _no_cache_images(m, plan_both, root, dist, False), runs)
     rows.append(_row("2 platforms of one image, cold layers: parallel vs sequential", par, seq, "ratio < 1"))
 
+    rows += _torch_rows(root, runs)
+
     abi3 = len(make_plan(m, Selection(cuda=("13.0",), framework=("none",))).wheels)
     per_python = abi3 * len(m.axes.python)
     rows.append({"name": f"wheel builds for {len(m.axes.python)} Pythons x 2 archs: abi3 vs one per Python",
                  "runs": 1, "min_s": abi3, "median_s": abi3, "raw_median_s": per_python,
                  "ratio": round(abi3 / per_python, 3), "goal": "counts, not seconds"})
     return rows
+
+
+def _torch_rows(root: Path, runs: int) -> list[dict]:
+    """The PyTorch extension example (its own matrix, in a copy): its aarch64 wheel cross-compiled against the
+    x86_64 one built natively and against the aarch64 one built under QEMU."""
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "saxpy-torch"
+        shutil.copytree(root / TORCH_EXAMPLE, project,
+                        ignore=shutil.ignore_patterns("container", "docs", ".github", "dist"))  # generated
+        tm = load_matrix(project / "matrix.toml")
+        render.write(tm, project)
+        step("torch extension: builder images for every mode (not timed)")
+        version = tm.axes.cuda[0]
+        wheels.ensure_builder(tm, version, list(Arch), project, dry_run=False)
+        cross.ensure_builder(tm, version, project, wheels.ca_mount(), dry_run=False)
+
+        def build(arch: Arch, mode: BuildMode | None = None) -> Callable[[], object]:
+            plan = make_plan(tm, Selection(arch=(arch.value,)))
+            return lambda: wheels.build(tm, plan, project, project / "dist", force=True, mode=mode)
+
+        step("torch extension: aarch64 cross against x86_64 native and aarch64 emulated")
+        native = _times(build(Arch.X86_64), runs)
+        crossed = _times(build(Arch.AARCH64, BuildMode.CROSS), runs)
+        emulated = _times(build(Arch.AARCH64, BuildMode.EMULATED), 1)
+    return [_row(f"torch extension ({TORCH_EXAMPLE}) aarch64 cross vs x86_64 native", crossed, native,
+                 "ratio <= 1.5"),
+            _row("torch extension aarch64: cross vs emulated under QEMU", crossed, emulated, "ratio < 1")]
 
 
 def _no_cache_images(m: Matrix, plan, root: Path, dist: Path, parallel: bool) -> None:

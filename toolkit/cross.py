@@ -51,6 +51,9 @@ def why_not_cross(m: Matrix, w: WheelArtifact, host: Arch) -> str:
     line = m.cuda[w.build.cuda]
     if w.build.arch is not Arch.AARCH64 or host is not Arch.X86_64:
         return f"cross builds aarch64 wheels on an x86_64 host, not {w.build.arch.value} on {host.value}"
+    if line.sysroot_image:
+        return (f"the cross builder has no aarch64 sysroot for cuda.\"{w.build.cuda}\".sysroot-image "
+                f"({line.sysroot_image}, the glibc floor)")
     if w.build.cuda not in render.cross_lines(m):
         return (f"CUDA {w.build.cuda} has no aarch64 CUDA runtime to link (cross needs toolchain = 'pypi' with "
                 f"{CROSS_RUNTIME} in toolchain-requirements, and no wheel-image)")
@@ -78,7 +81,7 @@ def command(m: Matrix, version: str, image: str, project: Path, out: Path, root:
         f"cp -r {PROJECT} /tmp/src",  # the source mount stays read-only
         "python -m build --wheel --outdir /tmp/raw /tmp/src",
         "python -m wheel tags --remove --platform-tag linux_aarch64 /tmp/raw/*.whl",
-        f"{render.repair_command(m.cuda[version])} --ldpaths {LDPATHS} -w {OUTPUT} /tmp/raw/*.whl",
+        f"{render.repair_command(m.cuda[version], Arch.AARCH64.value)} --ldpaths {LDPATHS} -w {OUTPUT} /tmp/raw/*.whl",
     ])
     mounts = [f"{project.resolve()}:{PROJECT}:ro", f"{out.resolve()}:{OUTPUT}",
               f"{(root / render.CROSS_TOOLCHAIN).resolve()}:{TOOLCHAIN}:ro", f"{ca}:{render.CA_IN_CONTAINER}:ro"]

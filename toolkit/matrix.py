@@ -160,6 +160,15 @@ def _local_label(value: object) -> str:
     return value
 
 
+def _glibc(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string such as \"2.28\"")
+    found = re.fullmatch(r"2\.([0-9]+)", value)
+    if not found or int(found.group(1)) < 17:
+        raise ValueError("a glibc version 2.17 or newer, such as 2.28 (manylinux_2_28) or 2.31")
+    return value
+
+
 def _positive(value: object) -> int:
     if type(value) is not int:
         raise TypeError("expected an integer")
@@ -235,6 +244,12 @@ class CudaLine:
                                   parse=_python_version, schema={"enum": list(PYTHONS)})
     wheel_image: str = setting("wheel-image", "A manylinux image for cibuildwheel (e.g. manylinux_2_28) "
                                "instead of the builder the toolkit makes from build-image", default="")
+    glibc: str = setting("glibc", "Oldest glibc the line's wheels install on, e.g. 2.28 (manylinux_2_28): auditwheel "
+                         "repair refuses a wheel that needs a newer one; default: what the builder links against",
+                         default="", parse=_glibc, schema={"type": "string", "pattern": r"^2\.[0-9]+$"})
+    sysroot_image: str = setting("sysroot-image", "A Debian image whose C library the host code links against "
+                                 "(--sysroot) instead of build-image's, to meet glibc: debian:bullseye-slim has 2.31",
+                                 default="")
     torch: str = setting("torch", "PyTorch release whose PyPI wheels are built against this CUDA line (e.g. 2.11.0): "
                          "packages with torch = true build against it, unpacked for the target arch in the "
                          "builders (TORCH_ROOT), and require it", default="", parse=_version,
@@ -518,7 +533,10 @@ def _check_build_mode(m: Matrix, arch: str, mode: BuildMode, problems: Problems)
         problems.add(where, "'cross' builds aarch64 wheels on x86_64 only; allowed here: auto, emulated, native")
     elif mode is BuildMode.CROSS and m.axes and m.cuda is not None:
         for version in m.axes.cuda:
-            if m.cuda.get(version) is not None and not m.cuda[version].cross_runtime:
+            if m.cuda.get(version) is not None and m.cuda[version].sysroot_image:
+                problems.add(where, f"'cross' has no aarch64 sysroot for {key_path('cuda', version)}.sysroot-image "
+                             "(its aarch64 wheels build emulated); use 'auto'")
+            elif m.cuda.get(version) is not None and not m.cuda[version].cross_runtime:
                 problems.add(where, f"'cross' needs toolchain = 'pypi' with {CROSS_RUNTIME} in "
                              f"toolchain-requirements (and no wheel-image) for every CUDA line; "
                              f"{key_path('cuda', version)} has none; use 'auto' to cross-compile where possible")
@@ -542,6 +560,9 @@ def _check_cuda_line(version: str, line: CudaLine, problems: Problems) -> None:
     if line.toolchain is Toolchain.PYPI and Version(version) < Version("13.0"):
         problems.add(f"{where}.toolchain", f"'pypi' needs CUDA >= 13.0 (CUDA {version} wheels ship no nvcc);"
                      " allowed here: image")
+    if line.sysroot_image and line.wheel_image:
+        problems.add(f"{where}.sysroot-image", "links against a sysroot in the toolkit's builder; a wheel-image "
+                     "brings its own C library: leave one of them out")
     if line.toolchain is Toolchain.PYPI and not line.toolchain_requirements:
         problems.add(f"{where}.toolchain-requirements", "toolchain = 'pypi' needs the CUDA wheels to install")
     _check_pins(version, line.toolchain_requirements, f"{where}.toolchain-requirements", problems)

@@ -63,6 +63,7 @@ class WheelArtifact:
     max_size_mb: int
     path: str
     build: Build
+    sysroot_image_public: str = ""  # the C library its host code links against, when not build-image's
 
     @property
     def python_tag(self) -> str:
@@ -186,7 +187,8 @@ def _wheel(m: Matrix, name: str, version: str, arch: str, pythons: tuple[str, ..
     return WheelArtifact(
         id=f"wheel:{name}:{cuda_tag(version)}{py}:{arch}", package=name,
         version=m.project.version + local, pythons=pythons, abi3=pkg.abi3, smoke=pkg.smoke,
-        gpu_smoke=pkg.gpu_smoke, max_size_mb=pkg.max_size_mb, path=pkg.path, build=_build(m, arch, version))
+        gpu_smoke=pkg.gpu_smoke, max_size_mb=pkg.max_size_mb, path=pkg.path, build=_build(m, arch, version),
+        sysroot_image_public=line.sysroot_image)
 
 
 def _image(m: Matrix, name: str, arch: str, version: str,

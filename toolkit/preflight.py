@@ -29,7 +29,8 @@ def blocked(m: Matrix, artifacts: Iterable[Artifact]) -> dict[str, str]:
 
     out = {}
     for a in artifacts:
-        names = [a.build.build_image_public] + ([a.runtime_image_public] if isinstance(a, ImageArtifact) else [])
+        names = [a.build.build_image_public] + ([a.runtime_image_public] if isinstance(a, ImageArtifact) else
+                                                [a.sysroot_image_public] if a.sysroot_image_public else [])
         why = "; ".join(dict.fromkeys(r for n in names if (r := _why_unavailable(m, n, a.build.platform, platforms))))
         if why:
             out[a.id] = why

@@ -42,6 +42,8 @@ CROSS_SYSCONFIG = f"_sysconfigdata__linux_{CROSS_TRIPLET}"
 PYTHON_DOCKERFILE = "container/Dockerfile.smoke-python"
 # What a torch extension builds against, from the target platform's torch wheel: headers, libraries, CMake files.
 TORCH_MEMBERS = ("torch/version.py", "torch/include/*", "torch/lib/*", "torch/share/cmake/*")
+# With a sysroot-image: its root file system in the wheel builder, and its C library's directory for -L.
+SYSROOT, SYSROOT_LIB = "/opt/sysroot", "/opt/sysroot-lib"
 # The cross builder's aarch64 targets: the CUDA runtime wheel, and torch's wheel where a line names one.
 CROSS_ROOT = "/opt/cross/aarch64"
 
@@ -98,7 +100,8 @@ def cross_dockerfile(version: str) -> str:
 
 def cross_lines(m: Matrix) -> list[str]:
     """CUDA lines whose aarch64 wheels can be cross-compiled (aarch64 planned, PyPI toolchain with cudart)."""
-    return [v for v in m.axes.cuda if Arch.AARCH64 in m.axes.arch and m.cuda[v].cross_runtime]
+    return [v for v in m.axes.cuda if Arch.AARCH64 in m.axes.arch and m.cuda[v].cross_runtime
+            and not m.cuda[v].sysroot_image]
 
 
 def cross_image(m: Matrix, version: str, dockerfile_text: str) -> str:
@@ -201,7 +204,8 @@ def outputs(m: Matrix) -> list[Output]:
         builder = builders[version] = render("wheel-builder.Dockerfile.j2", builder_dockerfile(version), cuda=version,
                          build_image=line.build_image, python_tag=python_tag(line.builder_python),
                          build_tools=" ".join(BUILD_TOOLS), cuda_home=cuda_home(version, line),
-                         toolchain_requirements=" ".join(line.toolchain_requirements), **_torch(line, "/opt"))
+                         toolchain_requirements=" ".join(line.toolchain_requirements), **_torch(line, "/opt"),
+                         sysroot_image=line.sysroot_image, sysroot=SYSROOT, sysroot_lib=SYSROOT_LIB)
         render("cibuildwheel.toml.j2", cibuildwheel_config(version), cuda=version,
                build=f"{python_tag(line.builder_python).split('-')[0]}-*",
                image=builder_image(m, version, builder), environment=wheel_environment(line),
@@ -225,11 +229,14 @@ def _torch(line: CudaLine, into: str) -> dict[str, str]:
             "torch_members": " ".join(f"'{member}'" for member in TORCH_MEMBERS)}
 
 
-def repair_command(line: CudaLine) -> str:
+def repair_command(line: CudaLine, arch: str = "$(uname -m)") -> str:
     """``auditwheel repair`` with what must stay outside a CUDA line's wheels: the driver's libcuda, and
-    torch's own libraries (an extension loads after ``import torch``, which brings them)."""
+    torch's own libraries (an extension loads after ``import torch``, which brings them); with a glibc floor,
+    its manylinux tag (for ``arch``: the container's own by default), which auditwheel refuses to give a wheel
+    that needs a newer glibc."""
     excluded = ["libcuda.so.1", *(("libtorch*.so", "libc10*.so") if line.torch else ())]
-    return "auditwheel repair " + " ".join(f"--exclude {shlex.quote(name)}" for name in excluded)
+    floor = [f"--plat manylinux_{line.glibc.replace('.', '_')}_{arch}"] if line.glibc else []
+    return " ".join(["auditwheel repair", *floor, *(f"--exclude {shlex.quote(name)}" for name in excluded)])
 
 
 def wheel_environment(line: CudaLine) -> list[tuple[str, str]]:
@@ -239,6 +246,9 @@ def wheel_environment(line: CudaLine) -> list[tuple[str, str]]:
            ("PIP_CERT", CA_IN_CONTAINER)]
     if line.local_version:
         env.append(("TOOLKIT_LOCAL_VERSION", line.local_version))
+    if line.sysroot_image:  # GCC's own library paths come after -L: the sysroot's C library is linked
+        env += [("CFLAGS", f"--sysroot={SYSROOT}"), ("CXXFLAGS", f"--sysroot={SYSROOT}"),
+                ("CUDAFLAGS", f"-Xcompiler=--sysroot={SYSROOT}"), ("LDFLAGS", f"--sysroot={SYSROOT} -L{SYSROOT_LIB}")]
     return env
 
 

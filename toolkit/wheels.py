@@ -59,8 +59,10 @@ def ensure_builder(m: Matrix, version: str, archs: list[Arch], root: Path, dry_r
     dockerfile = root / render.builder_dockerfile(version)
     image = render.builder_image(m, version, dockerfile.read_text())
     platforms = [a.platform for a in archs]
-    docker.ensure_image(image, platforms, dockerfile=dockerfile, dry_run=dry_run,
-                        build_args={"BUILD_IMAGE": m.image(line.build_image)}, secrets={"ca": ca_mount()})
+    bases = {"BUILD_IMAGE": m.image(line.build_image),
+             **({"SYSROOT_IMAGE": m.image(line.sysroot_image)} if line.sysroot_image else {})}
+    docker.ensure_image(image, platforms, dockerfile=dockerfile, dry_run=dry_run, build_args=bases,
+                        secrets={"ca": ca_mount()})
     return image
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import cli, cuda, wheels
+from toolkit import cli, cuda, engine, wheels
 from toolkit.engine import docker
 from toolkit.errors import CommandError
 from toolkit.matrix import BuildMode, load_matrix
@@ -110,3 +110,45 @@ def test_cross_builds_with_emulation_off_and_matches_the_emulated_wheel(built_wh
     assert crossed["file"] == emulated["file"] == built_wheels[1][ARM]["file"]
     assert crossed["sha256"] == built_wheels[1][ARM]["sha256"]  # built_wheels cross-compiled it too: reproducible
     assert _gpu_code(crossed) == _gpu_code(emulated) and crossed["audit"]["ok"]
+
+
+def _floor_project(tmp_path: Path, rootpath: Path, glibc: str) -> Path:
+    """The demo with its CUDA 13.0 line's host code linked against Debian bullseye's C library (glibc 2.31)."""
+    root = tmp_path / f"floor-{glibc}"
+    shutil.copytree(rootpath / "examples", root / "examples")
+    image, mirror = "debian:bullseye-slim", "127.0.0.1:5000/mirror/debian:bullseye-slim"
+    text = (rootpath / "matrix.toml").read_text().replace(
+        'local-version = "cu130"', f'local-version = "cu130"\nglibc = "{glibc}"\nsysroot-image = "{image}"')
+    text = text.replace("[mirror]\n", f'[mirror]\n"{image}" = "{mirror}"\n')
+    (root / "matrix.toml").write_text(text.replace("[bootstrap]\n", f'[bootstrap]\n"{image}" = "bullseye"\n'))
+    assert cli.main(["--matrix", str(root / "matrix.toml"), "render"]) == 0
+    return root
+
+
+def test_a_glibc_floor_below_the_builder_s_is_met_by_linking_against_a_sysroot(engine_up, tmp_path, request):
+    """Built on bookworm (glibc 2.36, which gives manylinux_2_34), linked against bullseye's C library: the
+    wheel is manylinux_2_28, which auditwheel checked; a floor the code cannot meet stops the build."""
+    root = _floor_project(tmp_path, request.config.rootpath, "2.28")
+    m = load_matrix(root / "matrix.toml")
+    plan = make_plan(m, Selection(cuda=("13.0",), arch=("x86_64",), framework=("none",)))
+    assert all(s.up for s in engine.up(m, plan, engine_up))  # bootstraps debian:bullseye-slim here
+    (record,) = wheels.build(m, plan, root, tmp_path / "dist")
+    assert record["file"].startswith("saxpy-0.1.0+cu130-cp310-abi3-manylinux_")
+    assert record["file"].endswith("manylinux_2_28_x86_64.whl") and record["audit"]["ok"]
+    too_old = _floor_project(tmp_path, request.config.rootpath, "2.17")  # static cudart needs glibc 2.24 here
+    with pytest.raises(CommandError, match="cibuildwheel"):
+        wheels.build(load_matrix(too_old / "matrix.toml"), plan, too_old, tmp_path / "dist-2.17")
+    log = (tmp_path / "dist-2.17" / "logs" / "wheel_saxpy_cu130_x86_64.log").read_text()
+    assert 'cannot repair' in log and '"manylinux_2_17_x86_64" ABI because of the presence of too-recent' in log
+
+
+@pytest.mark.slow
+def test_the_glibc_floor_holds_for_the_emulated_aarch64_wheel(engine_up, tmp_path, request):
+    """The arm64 builder links against bullseye's arm64 C library, under QEMU: minutes."""
+    root = _floor_project(tmp_path, request.config.rootpath, "2.28")
+    m = load_matrix(root / "matrix.toml")
+    plan = make_plan(m, Selection(cuda=("13.0",), arch=("aarch64",), framework=("none",)))
+    assert all(s.up for s in engine.up(m, plan, engine_up))
+    (record,) = wheels.build(m, plan, root, tmp_path / "dist")
+    assert record["build_mode"] == "emulated"  # auto: the cross builder has no aarch64 sysroot
+    assert record["file"].endswith("manylinux_2_28_aarch64.whl") and record["audit"]["ok"]

@@ -105,6 +105,10 @@ BAD = [
     ("torch extension on lines without a torch", 'path = "examples/saxpy"', 'path = "examples/saxpy"\ntorch = true',
      'package.saxpy.torch: a PyTorch extension builds against each CUDA line\'s torch; name one for cuda."12.8", '
      'cuda."13.0"'),
+    ("glibc floor that is no version", 'local-version = "cu130"', 'local-version = "cu130"\nglibc = "2.5"',
+     'cuda."13.0".glibc: a glibc version 2.17 or newer, such as 2.28'),
+    ("sysroot beside a wheel image", 'local-version = "cu130"', 'local-version = "cu130"\nwheel-image = "m:1"\n'
+     'sysroot-image = "debian:bullseye-slim"', 'cuda."13.0".sysroot-image: links against a sysroot in the toolkit'),
     ("torch with a local label", 'local-version = "cu130"', 'local-version = "cu130"\ntorch = "2.11.0+cu130"',
      'cuda."13.0".torch: write the version in its normalized PEP 440 form without a local label'),
 ]

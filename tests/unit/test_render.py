@@ -5,8 +5,11 @@ import shutil
 
 import pytest
 
-from toolkit import docs, matrix, render
+from toolkit import cross, docs, matrix, render
+from toolkit.engine import baseimages
 from toolkit.errors import DriftError
+from toolkit.matrix import Arch, BuildMode
+from toolkit.plan import Selection, make_plan
 
 
 @pytest.fixture
@@ -121,3 +124,30 @@ def test_a_line_with_a_torch_unpacks_it_for_each_target_and_keeps_its_libraries_
     assert ("repair-wheel-command = \"auditwheel repair --exclude libcuda.so.1 --exclude 'libtorch*.so' "
             "--exclude 'libc10*.so' -w {dest_dir} {wheel}\"") in out["container/cibuildwheel-cu130.toml"]
     assert "TORCH" not in out["container/Dockerfile.wheel-builder-cu128"]  # a line without a torch
+
+
+def test_a_glibc_floor_links_against_the_sysroot_and_auditwheel_enforces_it(small_matrix, write_matrix):
+    floor = 'local-version = "cu130"\nglibc = "2.28"\nsysroot-image = "debian:bullseye-slim"'
+    text = small_matrix.replace('local-version = "cu130"', floor)
+    text = text.replace('"nvidia-cuda-nvcc==13.0.*"]', '"nvidia-cuda-nvcc==13.0.*", "nvidia-cuda-runtime==13.0.*"]')
+    m = matrix.load_matrix(write_matrix(text))
+    out = {o.path: o.text for o in render.outputs(m)}
+    builder = out["container/Dockerfile.wheel-builder-cu130"]
+    assert "ARG SYSROOT_IMAGE=debian:bullseye-slim\n" in builder and "FROM ${SYSROOT_IMAGE} AS sysroot" in builder
+    assert builder.index("FROM ${SYSROOT_IMAGE} AS sysroot") < builder.index("FROM ${BUILD_IMAGE}")
+    assert "COPY --from=sysroot / /opt/sysroot" in builder and "find /opt/sysroot -type l -lname '/*'" in builder
+    config = out["container/cibuildwheel-cu130.toml"]
+    assert ('repair-wheel-command = "auditwheel repair --plat manylinux_2_28_$(uname -m) --exclude libcuda.so.1 '
+            '-w {dest_dir} {wheel}"') in config
+    assert 'LDFLAGS = "--sysroot=/opt/sysroot -L/opt/sysroot-lib"' in config
+    assert 'CUDAFLAGS = "-Xcompiler=--sysroot=/opt/sysroot"' in config
+    # The cross builder has no aarch64 sysroot: the floor's aarch64 wheels build emulated.
+    assert "container/Dockerfile.cross-builder-cu130" not in out
+    assert "SYSROOT" not in out["container/Dockerfile.wheel-builder-cu128"]
+    plan = make_plan(m, Selection(cuda=("13.0",), framework=("none",)))
+    assert {w.sysroot_image_public for w in plan.wheels} == {"debian:bullseye-slim"}
+    needed = {b.public: b.platforms for b in baseimages.needed(m, plan)}  # the engine makes it for both platforms
+    assert needed["debian:bullseye-slim"] == {"linux/amd64", "linux/arm64"}
+    arm = next(w for w in plan.wheels if w.build.arch.value == "aarch64")
+    assert cross.resolve(m, arm, Arch.X86_64) is BuildMode.EMULATED
+    assert "no aarch64 sysroot" in cross.why_not_cross(m, arm, Arch.X86_64)

@@ -50,6 +50,7 @@ def needed(m: Matrix, plan: Plan) -> list[BaseImage]:
             names.append(artifact.runtime_image_public)
         else:  # smoke tests install wheels into clean interpreters
             names += [m.python_image[p] for p in artifact.pythons if p in m.python_image]
+            names += [artifact.sysroot_image_public] if artifact.sysroot_image_public else []
         for name in names:
             archs.setdefault(name, set()).add(artifact.build.arch)
     return [BaseImage(public=name, resolved=m.image(name), suite=m.bootstrap.get(name),
