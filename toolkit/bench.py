@@ -51,17 +51,21 @@ def _quiet(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None 
 
 
 def synthetic_matrix(path: Path) -> Path:
-    """A valid 1,000-cell matrix (non-abi3, so every cell is a wheel or an image)."""
+    """A valid 1,000-cell matrix (non-abi3, so every cell is a wheel or an image), with a package beside it."""
+    (path.parent / "examples" / "saxpy").mkdir(parents=True, exist_ok=True)
+    (path.parent / "examples" / "saxpy" / "pyproject.toml").touch()
     frameworks = [f"fw{i}" for i in range(SYNTHETIC_FRAMEWORKS)]
     lines = ["[project]", 'name = "synthetic"', 'version = "1.0.0"', "[axes]", 'arch = ["x86_64", "aarch64"]',
              'python = ["3.10", "3.11", "3.12", "3.13"]', 'cuda = ["12.4", "12.6", "12.8", "12.9", "13.0"]',
              f"framework = {json.dumps(frameworks)}", "[package.saxpy]", 'path = "examples/saxpy"', "abi3 = false"]
     for version in ("12.4", "12.6", "12.8", "12.9"):
         lines += [f'[cuda."{version}"]', 'archs = "8.0 9.0a"', 'toolchain = "image"',
+                  f'local-version = "cu{version.replace(".", "")}"',
                   f'build-image = "nvidia/cuda:{version}.0-devel"',
                   f'runtime-image = "nvidia/cuda:{version}.0-runtime"']
     lines += ['[cuda."13.0"]', 'archs = "7.5 8.0 9.0a 12.0+PTX"', 'toolchain = "pypi"',
-              'toolchain-requirements = ["nvidia-cuda-nvcc==13.0.*"]', 'build-image = "debian:bookworm-slim"',
+              'toolchain-requirements = ["nvidia-cuda-nvcc==13.0.*"]', 'local-version = "cu130"',
+              'build-image = "debian:bookworm-slim"',
               'runtime-image = "debian:bookworm-slim"']
     for fw in frameworks:
         lines += [f"[framework.{fw}]", 'wheels = ["saxpy"]', f'requirements = ["pkg-{fw}==1.0"]']

@@ -39,8 +39,9 @@ def smoke_runs(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def slot(where: str, python: str) -> tuple[str, str]:
-    """Where a smoke run belongs: the host, or the containers (an untested Python holds its container slot)."""
-    return ("host" if where == "host" else "container", python)
+    """Where a smoke run belongs: the host, an interpreter of the wheel's glibc floor, or the containers (an
+    untested Python holds its container slot)."""
+    return (where if where in ("host", "floor") else "container", python)
 
 
 def merge(fragments: list[Path]) -> dict[str, dict[str, Any]]:

@@ -40,6 +40,7 @@ CROSS_TOOLCHAIN = "container/toolchain-aarch64.cmake"
 # aarch64 extension suffix (as crossenv does), so per-Python extensions cross-compile too.
 CROSS_SYSCONFIG = f"_sysconfigdata__linux_{CROSS_TRIPLET}"
 PYTHON_DOCKERFILE = "container/Dockerfile.smoke-python"
+FLOOR_PYTHON_DOCKERFILE = "container/Dockerfile.smoke-python-source"
 # What a torch extension builds against, from the target platform's torch wheel: headers, libraries, CMake files.
 TORCH_MEMBERS = ("torch/version.py", "torch/include/*", "torch/lib/*", "torch/share/cmake/*")
 # With a sysroot-image: its root file system in the wheel builder, and its C library's directory for -L.
@@ -187,6 +188,9 @@ def outputs(m: Matrix) -> list[Output]:
     render("ci.yml.j2", ".github/workflows/ci.yml", **flows)
     if m.python_image:
         render("smoke-python.Dockerfile.j2", PYTHON_DOCKERFILE, base_image=next(iter(m.python_image.values())))
+    floors = [m.cuda[v].sysroot_image for v in m.axes.cuda if m.cuda[v].sysroot_image]
+    if floors:
+        render("smoke-python-source.Dockerfile.j2", FLOOR_PYTHON_DOCKERFILE, base_image=floors[0])
     render("docker-bake.hcl.j2", "container/docker-bake.hcl", **_bake(m))
     for name in m.axes.framework:
         version = _framework_cuda(m, name)

@@ -2,7 +2,9 @@
 
 Wheels go into a fresh container per (arch, Python) made from a clean interpreter
 image of that platform (QEMU for foreign archs); Pythons without such an image are
-recorded as *untested*, never as passed. With ``--host`` a wheel of the host's arch
+recorded as *untested*, never as passed. Wheels of a CUDA line with a glibc floor
+(``sysroot-image``) also go into an interpreter of that floor: CPython built from source
+on that image. With ``--host`` a wheel of the host's arch
 is installed into a fresh venv on this machine instead, one that also sees the host's
 packages (torch, for an extension): how the GPU path is proven on a GPU host without
 a container engine or a package index. Where a GPU is present the package's
@@ -14,6 +16,7 @@ by an old pass.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shlex
 import site
@@ -36,6 +39,14 @@ from .wheels import ca_mount
 
 PASS, FAIL, UNTESTED = "pass", "FAIL", "untested"
 PIP_CACHE = "/var/cache/pip"
+# CPython as Debian ships it (upstream tarballs on the Debian mirror, sha256 from Debian's Sources index), built
+# into interpreter images of a glibc floor, whose own python3 is older (bullseye's is 3.9).
+PYTHON_SOURCES = {
+    "3.11": ("http://deb.debian.org/debian/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz",
+             "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"),
+    "3.13": ("http://deb.debian.org/debian/pool/main/p/python3.13/python3.13_3.13.5.orig.tar.xz",
+             "93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640"),
+}
 MACHINE = "smoke-machine="  # the import probe's line: what the package was imported on
 
 
@@ -76,6 +87,30 @@ def _ensure_python_image(m: Matrix, python: str, platforms: list[str]) -> str:
     docker.ensure_image(image, platforms, dockerfile=dockerfile, dry_run=False,
                         build_args={"BASE_IMAGE": m.image(m.python_image[python])})
     return image
+
+
+def floor_pythons(w: WheelArtifact) -> list[str]:
+    """The Pythons of ``w`` smoke-tested in interpreters of its glibc floor (its line's sysroot-image)."""
+    return [p for p in w.pythons if w.sysroot_image_public and p in PYTHON_SOURCES]
+
+
+def _ensure_floor_images(m: Matrix, pending: list[tuple[WheelArtifact, list[tuple[str, str]]]]) -> dict:
+    """(floor image, Python) -> an interpreter image built on that floor, for every floor run pending."""
+    dockerfile = m.source.resolve().parent / render.FLOOR_PYTHON_DOCKERFILE
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for w, todo in pending:
+        for where, python in todo:
+            if where == "floor":
+                wanted.setdefault((w.sysroot_image_public, python), set()).add(w.build.platform)
+    images = {}
+    for (base, python), platforms in wanted.items():
+        source, sha = PYTHON_SOURCES[python]
+        tag = python.replace(".", "") + "-" + hashlib.sha256(base.encode()).hexdigest()[:8]
+        images[(base, python)] = image = render.hashed_tag(m, "smoke-python-floor", tag, dockerfile.read_text())
+        step(f"{image}: CPython {python} built from source on {base} (minutes, once)")
+        docker.ensure_image(image, sorted(platforms), dockerfile=dockerfile, dry_run=False,
+                            build_args={"BASE_IMAGE": m.image(base), "PYTHON_SOURCE": source, "PYTHON_SHA256": sha})
+    return images
 
 
 def _script(w: WheelArtifact, wheel: str | None) -> str:
@@ -135,7 +170,7 @@ def _gpu_run(command: list[str], env: dict[str, str], cwd: Path, audited_sass: l
     return *_gpu_verdict(proc.stdout, jit, audited_sass), proc.stdout
 
 
-def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: bool) -> Run:
+def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: bool, where: str = "container") -> Run:
     platform = w.build.platform
     inside = f"/wheels/{wheel.name}"
     # Dependencies (torch and its CUDA wheels: gigabytes) are downloaded once into a cache of the state
@@ -146,7 +181,8 @@ def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: 
                str(ca_mount()): {"bind": render.CA_IN_CONTAINER, "mode": "ro"},
                str(cache): {"bind": PIP_CACHE, "mode": "rw"}}
     started, started_at = time.monotonic(), now()
-    step(f"{w.id}: installing it with its dependencies into a clean Python {python} ({platform}) and running it")
+    floor = f" on its glibc floor ({w.sysroot_image_public})" if where == "floor" else ""
+    step(f"{w.id}: installing it with its dependencies into a clean Python {python} ({platform}){floor} and running it")
     try:
         docker.pull(image, platform=platform, cred=docker.registry_credential())
         out = docker.run(image, ["sh", "-c", _script(w, inside)], platform=platform, volumes=volumes,
@@ -154,7 +190,7 @@ def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: 
         result, detail = _verdict(w, out)
     except (CommandError, EngineError) as exc:
         result, detail = FAIL, str(exc)[-600:]
-    return Run(artifact=w.id, platform=platform, python=python, where="container", result=result,
+    return Run(artifact=w.id, platform=platform, python=python, where=where, result=result,
                gpu="skipped: no GPU" if not gpu else "not run in containers here", seconds=_since(started),
                detail=detail, started_at=started_at)
 
@@ -280,6 +316,12 @@ def coverage_problems(m: Matrix, artifact: WheelArtifact | ImageArtifact, record
     if missing or not runs:
         what = f"Python {', '.join(missing)}" if isinstance(artifact, WheelArtifact) and missing else "a container"
         problems.append(f"{artifact.id}: no passing smoke record ({what}) for {ident[:19]}")
+    floor_passed = {r.python for r in runs if r.where == "floor" and r.result == PASS}
+    floor_missing = [p for p in floor_pythons(artifact) if p not in floor_passed] \
+        if isinstance(artifact, WheelArtifact) else []
+    if floor_missing:
+        problems.append(f"{artifact.id}: no passing smoke record on its glibc floor ({artifact.sysroot_image_public}, "
+                        f"Python {', '.join(floor_missing)}) for {ident[:19]}")
     return problems
 
 
@@ -315,15 +357,16 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool 
             continue
         done = {} if force else {_slot(r): r for r in _valid_runs(record) if r.result != FAIL}
         wanted = [("host", here)] if host and w.build.arch is host_arch() else [] if host else [
-            ("container", p) for p in w.pythons]
-        todo = [python for where, python in wanted if (where, python) not in done]
+            ("container", p) for p in w.pythons] + [("floor", p) for p in floor_pythons(w)]
+        todo = [key for key in wanted if key not in done]
         runs += [done[key] for key in wanted if key in done]
         if todo:
             pending.append((w, todo))
         elif wanted:
             step(f"{w.id}: smoke-tested already for {record['sha256'][:19]}")
-    interpreters = {} if host else _ensure_python_images(m, dataclasses.replace(
-        plan, wheels=tuple(dataclasses.replace(w, pythons=tuple(todo)) for w, todo in pending)))
+    interpreters = {} if host else _ensure_python_images(m, dataclasses.replace(plan, wheels=tuple(
+        dataclasses.replace(w, pythons=tuple(p for where, p in todo if where == "container")) for w, todo in pending)))
+    floors = {} if host else _ensure_floor_images(m, pending)
     for w, todo in pending:
         record = manifest.data["artifacts"][w.id]
         wheel = dist / record["file"]
@@ -334,10 +377,11 @@ def smoke(m: Matrix, plan: Plan, dist: Path, *, host: bool = False, force: bool 
                 found = [dataclasses.replace(found[0], result=FAIL, detail="--require-gpu: the package has no "
                                              "gpu-smoke command")]
         else:
-            found = [_container_run(w, wheel, p, interpreters[p], gpu) if p in interpreters else
-                     Run(artifact=w.id, platform=w.build.platform, python=p, where="", result=UNTESTED,
-                         gpu="-", seconds=0.0, detail="no [python-image] for this Python")
-                     for p in todo]
+            found = [_container_run(w, wheel, p, floors[(w.sysroot_image_public, p)], gpu, where="floor")
+                     if where == "floor" else _container_run(w, wheel, p, interpreters[p], gpu) if p in interpreters
+                     else Run(artifact=w.id, platform=w.build.platform, python=p, where="", result=UNTESTED,
+                              gpu="-", seconds=0.0, detail="no [python-image] for this Python")
+                     for where, p in todo]
         _record(manifest, w.id, found, **({"gpus": gpus} if host else {}))
         runs += found
     for image in () if host else plan.images:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import cli, cuda, engine, wheels
+from toolkit import cli, cuda, engine, smoke, wheels
 from toolkit.engine import docker
 from toolkit.errors import CommandError
 from toolkit.matrix import BuildMode, load_matrix
@@ -135,6 +135,13 @@ def test_a_glibc_floor_below_the_builder_s_is_met_by_linking_against_a_sysroot(e
     (record,) = wheels.build(m, plan, root, tmp_path / "dist")
     assert record["file"].startswith("saxpy-0.1.0+cu130-cp310-abi3-manylinux_")
     assert record["file"].endswith("manylinux_2_28_x86_64.whl") and record["audit"]["ok"]
+    # Installed where the floor is: CPython 3.11 built from source on bullseye (glibc 2.31), as well as in the
+    # usual bookworm interpreter.
+    narrow = Selection(cuda=("13.0",), arch=("x86_64",), framework=("none",), python=("3.11",))
+    found = smoke.smoke(m, make_plan(m, narrow), tmp_path / "dist")
+    runs = {(r.where, r.python): r for r in found if r.artifact == X86}
+    assert set(runs) == {("container", "3.11"), ("floor", "3.11")}
+    assert all(r.result == "pass" for r in runs.values()), runs
     too_old = _floor_project(tmp_path, request.config.rootpath, "2.17")  # static cudart needs glibc 2.24 here
     with pytest.raises(CommandError, match="cibuildwheel"):
         wheels.build(load_matrix(too_old / "matrix.toml"), plan, too_old, tmp_path / "dist-2.17")

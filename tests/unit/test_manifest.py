@@ -67,3 +67,24 @@ def test_merge_command_writes_the_release_manifest(tmp_path, capsys):
     assert "missing.json: not a release manifest" in capsys.readouterr().err and not out.exists()
     assert cli.main(["manifest", "merge", str(a), "--out", str(out)]) == 0
     assert Manifest(out).get("wheel:saxpy:cu130:x86_64")["sha256"] == "aaa"
+
+
+def test_a_wheel_with_a_glibc_floor_needs_passes_on_that_floor_too(small_matrix, write_matrix):
+    from toolkit import matrix, smoke
+    from toolkit.manifest import merged_runs
+    from toolkit.plan import Selection, make_plan
+
+    floor = 'local-version = "cu130"\nglibc = "2.28"\nsysroot-image = "debian:bullseye-slim"'
+    text = small_matrix.replace('local-version = "cu130"', floor).replace('["3.10", "3.12"]', '["3.10", "3.11"]')
+    images = '[python-image]\n"3.11" = "debian:bookworm-slim"\n[mirror]'
+    m = matrix.load_matrix(write_matrix(text.replace("[mirror]", images)))
+    (w,) = make_plan(m, Selection(arch=("x86_64",), cuda=("13.0",), framework=("none",))).wheels
+    assert smoke.floor_pythons(w) == ["3.11"]  # 3.10: no CPython source for an interpreter of the floor
+    runs = [_run("container", "3.11")]
+    record = {"kind": "wheel", "sha256": "abc", "smoke": {"sha256": "abc", "runs": runs}}
+    assert smoke.coverage_problems(m, w, record) == [
+        f"{w.id}: no passing smoke record on its glibc floor (debian:bullseye-slim, Python 3.11) for abc"]
+    runs = merged_runs(runs, [_run("floor", "3.11")])  # a floor run stands beside the container run
+    assert [r["where"] for r in runs] == ["container", "floor"]
+    record["smoke"]["runs"] = runs
+    assert smoke.coverage_problems(m, w, record) == []

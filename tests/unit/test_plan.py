@@ -113,3 +113,11 @@ def test_a_wheels_only_matrix_has_no_framework_axis(small_matrix, write_matrix):
         "wheel:saxpy:cu128:x86_64", "wheel:saxpy:cu130:x86_64", "wheel:saxpy:cu128:aarch64",
         "wheel:saxpy:cu130:aarch64"]
     assert p.wheels[1].pythons == ("3.10", "3.12")
+
+
+def test_the_benchmark_s_synthetic_matrix_is_valid_and_has_1000_cells(tmp_path):
+    from toolkit import bench
+    from toolkit.matrix import cells
+
+    m = matrix.load_matrix(bench.synthetic_matrix(tmp_path / "matrix.toml"))
+    assert len(cells(m)) == 1000
