@@ -107,7 +107,6 @@ def _ensure_floor_images(m: Matrix, pending: list[tuple[WheelArtifact, list[tupl
         source, sha = PYTHON_SOURCES[python]
         tag = python.replace(".", "") + "-" + hashlib.sha256(base.encode()).hexdigest()[:8]
         images[(base, python)] = image = render.hashed_tag(m, "smoke-python-floor", tag, dockerfile.read_text())
-        step(f"{image}: CPython {python} built from source on {base} (minutes, once)")
         docker.ensure_image(image, sorted(platforms), dockerfile=dockerfile, dry_run=False,
                             build_args={"BASE_IMAGE": m.image(base), "PYTHON_SOURCE": source, "PYTHON_SHA256": sha})
     return images
@@ -174,7 +173,7 @@ def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: 
     platform = w.build.platform
     inside = f"/wheels/{wheel.name}"
     # Dependencies (torch and its CUDA wheels: gigabytes) are downloaded once into a cache of the state
-    # directory; every container still installs them afresh.
+    # directory, where the index's responses may be cached; every container still installs them afresh.
     cache = settings.state_dir() / "smoke-pip-cache"
     cache.mkdir(parents=True, exist_ok=True)
     volumes = {str(wheel.resolve()): {"bind": inside, "mode": "ro"},

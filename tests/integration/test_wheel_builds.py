@@ -151,7 +151,8 @@ def test_a_glibc_floor_below_the_builder_s_is_met_by_linking_against_a_sysroot(e
 
 @pytest.mark.slow
 def test_the_glibc_floor_holds_for_the_emulated_aarch64_wheel(engine_up, tmp_path, request):
-    """The arm64 builder links against bullseye's arm64 C library, under QEMU: minutes."""
+    """The arm64 builder links against bullseye's arm64 C library, and the floor's arm64 interpreter compiles
+    CPython, both under QEMU: many minutes."""
     root = _floor_project(tmp_path, request.config.rootpath, "2.28")
     m = load_matrix(root / "matrix.toml")
     plan = make_plan(m, Selection(cuda=("13.0",), arch=("aarch64",), framework=("none",)))
@@ -159,3 +160,8 @@ def test_the_glibc_floor_holds_for_the_emulated_aarch64_wheel(engine_up, tmp_pat
     (record,) = wheels.build(m, plan, root, tmp_path / "dist")
     assert record["build_mode"] == "emulated"  # auto: the cross builder has no aarch64 sysroot
     assert record["file"].endswith("manylinux_2_28_aarch64.whl") and record["audit"]["ok"]
+    narrow = Selection(cuda=("13.0",), arch=("aarch64",), framework=("none",), python=("3.11",))
+    found = smoke.smoke(m, make_plan(m, narrow), tmp_path / "dist")
+    runs = {(r.where, r.python): r for r in found if r.artifact == ARM}
+    assert set(runs) == {("container", "3.11"), ("floor", "3.11")}
+    assert all(r.result == "pass" for r in runs.values()), runs
