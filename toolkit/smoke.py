@@ -102,11 +102,12 @@ def _ensure_floor_images(m: Matrix, pending: list[tuple[WheelArtifact, list[tupl
         for where, python in todo:
             if where == "floor":
                 wanted.setdefault((w.sysroot_image_public, python), set()).add(w.build.platform)
+    text = dockerfile.read_text() if wanted else ""  # the Dockerfile exists only for a matrix with a floor
     images = {}
     for (base, python), platforms in wanted.items():
         source, sha = PYTHON_SOURCES[python]
         tag = python.replace(".", "") + "-" + hashlib.sha256(base.encode()).hexdigest()[:8]
-        images[(base, python)] = image = render.hashed_tag(m, "smoke-python-floor", tag, dockerfile.read_text())
+        images[(base, python)] = image = render.hashed_tag(m, "smoke-python-floor", tag, text)
         docker.ensure_image(image, sorted(platforms), dockerfile=dockerfile, dry_run=False,
                             build_args={"BASE_IMAGE": m.image(base), "PYTHON_SOURCE": source, "PYTHON_SHA256": sha})
     return images

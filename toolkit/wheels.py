@@ -169,8 +169,8 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
     host = host_arch()
     modes = {w.id: cross.resolve(m, w, host, mode) for w in plan.wheels}
     for w in plan.wheels:
-        if modes[w.id] is BuildMode.EMULATED and not mode and cross.why_not_cross(m, w, host):
-            step(f"{w.id}: emulated under QEMU, not cross-compiled: {cross.why_not_cross(m, w, host)}")
+        if modes[w.id] is BuildMode.EMULATED and not mode and (why := cross.why_not_cross(m, w, host)):
+            step(f"{w.id}: emulated under QEMU, not cross-compiled: {why}")
     render.check(m, root, write_missing=True)  # build exactly what is committed
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []

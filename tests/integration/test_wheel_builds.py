@@ -125,26 +125,34 @@ def _floor_project(tmp_path: Path, rootpath: Path, glibc: str) -> Path:
     return root
 
 
+def _built_and_smoked_at_floor(tmp_path: Path, rootpath: Path, state: Path, arch: str) -> tuple[dict, dict]:
+    """The demo's wheel for ``arch`` built at the 2.28 floor, then smoke-tested with Python 3.11: its record,
+    and its runs by (where, Python)."""
+    root = _floor_project(tmp_path, rootpath, "2.28")
+    m = load_matrix(root / "matrix.toml")
+    plan = make_plan(m, Selection(cuda=("13.0",), arch=(arch,), framework=("none",)))
+    assert all(s.up for s in engine.up(m, plan, state))  # bootstraps debian:bullseye-slim here
+    (record,) = wheels.build(m, plan, root, tmp_path / "dist")
+    narrow = Selection(cuda=("13.0",), arch=(arch,), framework=("none",), python=("3.11",))
+    found = smoke.smoke(m, make_plan(m, narrow), tmp_path / "dist")
+    return record, {(r.where, r.python): r for r in found if r.artifact == record["id"]}
+
+
 def test_a_glibc_floor_below_the_builder_s_is_met_by_linking_against_a_sysroot(engine_up, tmp_path, request):
     """Built on bookworm (glibc 2.36, which gives manylinux_2_34), linked against bullseye's C library: the
     wheel is manylinux_2_28, which auditwheel checked; a floor the code cannot meet stops the build."""
-    root = _floor_project(tmp_path, request.config.rootpath, "2.28")
-    m = load_matrix(root / "matrix.toml")
-    plan = make_plan(m, Selection(cuda=("13.0",), arch=("x86_64",), framework=("none",)))
-    assert all(s.up for s in engine.up(m, plan, engine_up))  # bootstraps debian:bullseye-slim here
-    (record,) = wheels.build(m, plan, root, tmp_path / "dist")
+    record, runs = _built_and_smoked_at_floor(tmp_path, request.config.rootpath, engine_up, "x86_64")
     assert record["file"].startswith("saxpy-0.1.0+cu130-cp310-abi3-manylinux_")
     assert record["file"].endswith("manylinux_2_28_x86_64.whl") and record["audit"]["ok"]
     # Installed where the floor is: CPython 3.11 built from source on bullseye (glibc 2.31), as well as in the
     # usual bookworm interpreter.
-    narrow = Selection(cuda=("13.0",), arch=("x86_64",), framework=("none",), python=("3.11",))
-    found = smoke.smoke(m, make_plan(m, narrow), tmp_path / "dist")
-    runs = {(r.where, r.python): r for r in found if r.artifact == X86}
     assert set(runs) == {("container", "3.11"), ("floor", "3.11")}
     assert all(r.result == "pass" for r in runs.values()), runs
     too_old = _floor_project(tmp_path, request.config.rootpath, "2.17")  # static cudart needs glibc 2.24 here
+    m = load_matrix(too_old / "matrix.toml")
     with pytest.raises(CommandError, match="cibuildwheel"):
-        wheels.build(load_matrix(too_old / "matrix.toml"), plan, too_old, tmp_path / "dist-2.17")
+        wheels.build(m, make_plan(m, Selection(cuda=("13.0",), arch=("x86_64",), framework=("none",))), too_old,
+                     tmp_path / "dist-2.17")
     log = (tmp_path / "dist-2.17" / "logs" / "wheel_saxpy_cu130_x86_64.log").read_text()
     assert 'cannot repair' in log and '"manylinux_2_17_x86_64" ABI because of the presence of too-recent' in log
 
@@ -153,15 +161,8 @@ def test_a_glibc_floor_below_the_builder_s_is_met_by_linking_against_a_sysroot(e
 def test_the_glibc_floor_holds_for_the_emulated_aarch64_wheel(engine_up, tmp_path, request):
     """The arm64 builder links against bullseye's arm64 C library, and the floor's arm64 interpreter compiles
     CPython, both under QEMU: many minutes."""
-    root = _floor_project(tmp_path, request.config.rootpath, "2.28")
-    m = load_matrix(root / "matrix.toml")
-    plan = make_plan(m, Selection(cuda=("13.0",), arch=("aarch64",), framework=("none",)))
-    assert all(s.up for s in engine.up(m, plan, engine_up))
-    (record,) = wheels.build(m, plan, root, tmp_path / "dist")
+    record, runs = _built_and_smoked_at_floor(tmp_path, request.config.rootpath, engine_up, "aarch64")
     assert record["build_mode"] == "emulated"  # auto: the cross builder has no aarch64 sysroot
     assert record["file"].endswith("manylinux_2_28_aarch64.whl") and record["audit"]["ok"]
-    narrow = Selection(cuda=("13.0",), arch=("aarch64",), framework=("none",), python=("3.11",))
-    found = smoke.smoke(m, make_plan(m, narrow), tmp_path / "dist")
-    runs = {(r.where, r.python): r for r in found if r.artifact == ARM}
     assert set(runs) == {("container", "3.11"), ("floor", "3.11")}
     assert all(r.result == "pass" for r in runs.values()), runs
