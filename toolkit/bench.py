@@ -93,9 +93,9 @@ def run(m: Matrix, dist: Path, runs: int = 3) -> list[dict]:
     cross.ensure_builder(m, w.build.cuda, root, wheels.ca_mount(), dry_run=False)
 
     step("one wheel: toolkit wheels against raw cibuildwheel on the same rendered config")
-    argv, env = wheels.cibuildwheel_command(m, w, root, dist / "bench-raw")
+    argv, env, cwd = wheels.cibuildwheel_command(m, w, root, dist / "bench-raw")
     ours = _times(lambda: wheels.build(m, plan_x86, root, dist, force=True), runs)
-    raw = _times(lambda: _quiet(argv, env, root), runs)
+    raw = _times(lambda: _quiet(argv, env, cwd), runs)
     rows.append(_row("wheel x86_64: `toolkit wheels --force` vs raw `cibuildwheel`", ours, raw, "ratio <= 1.05"))
     native = ours
 

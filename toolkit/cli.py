@@ -205,7 +205,7 @@ def cmd_wheels(args: argparse.Namespace) -> int:
     records = wheels.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
                            Path(args.dist), dry_run=args.dry_run, force=args.force,
                            mode=BuildMode(args.build_mode) if args.build_mode else None,
-                           skip_unavailable=args.skip_unavailable)
+                           skip_unavailable=args.skip_unavailable, cache=not args.no_cache)
     if args.json:
         _print_json(records)
     elif records:
@@ -272,7 +272,8 @@ def cmd_images(args: argparse.Namespace) -> int:
         return 0
     records = images.build(matrix, make_plan(matrix, selection_from(args)), matrix.source.resolve().parent,
                            Path(args.dist), push=args.push, dry_run=args.dry_run, builder=args.builder,
-                           parallel=not args.sequential, force=args.force, skip_unavailable=args.skip_unavailable)
+                           parallel=not args.sequential, force=args.force, skip_unavailable=args.skip_unavailable,
+                           cache=not args.no_cache)
     if args.json:
         _print_json(records)
     elif records:
@@ -401,6 +402,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 SKIP_HELP = ("build what this machine can and report the rest as not built (default: stop before building "
              "when a planned artifact's base image is out of reach)")
+NO_CACHE_HELP = ("compile without the compiler cache for this run (sccache: per CUDA line, arch and toolchain in the "
+                 "state directory, a BuildKit cache mount in images); what is built stays the same")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -458,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
     p.add_argument("--force", action="store_true", help="rebuild even what is up to date")
     p.add_argument("--skip-unavailable", action="store_true", help=SKIP_HELP)
+    p.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     p.add_argument("--build-mode", choices=[m.value for m in BuildMode], metavar="MODE",
                    help="for wheels of another arch than this host's: auto (cross where possible, else "
                         "emulated), cross, emulated or native; default: the matrix's build-mode")
@@ -475,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the build commands, build nothing")
     p.add_argument("--builder", metavar="NAME", help="the BuildKit builder to use (e.g. a remote one)")
     p.add_argument("--sequential", action="store_true", help="build the platforms of a tag one after another")
+    p.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     p.add_argument("--dist", default="dist", metavar="DIR", help="wheel directory (the build context)")
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
     p.add_argument("--force", action="store_true", help="redo it even when it is up to date")

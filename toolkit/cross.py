@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import render
+from . import render, sccache
 from .engine import docker
 from .errors import ConfigError
 from .matrix import CROSS_RUNTIME, Arch, BuildMode, Matrix
@@ -73,19 +73,24 @@ def ensure_builder(m: Matrix, version: str, root: Path, ca: Path, dry_run: bool)
 
 
 def command(m: Matrix, version: str, image: str, project: Path, out: Path, root: Path, ca: Path,
-            env: dict[str, str]) -> list[str]:
-    """The ``docker run`` that builds, retags and repairs one aarch64 wheel of ``project`` into ``out``."""
+            env: dict[str, str], cache: sccache.Session) -> list[str]:
+    """The ``docker run`` that builds (through sccache: ``cache``), retags and repairs one aarch64 wheel of
+    ``project`` into ``out``."""
     python_bin = f"/opt/python/{render.python_tag(m.cuda[version].builder_python)}/bin"
     script = " && ".join([
         f"export PATH={python_bin}:$PATH",
+        cache.start(),
         f"cp -r {PROJECT} /tmp/src",  # the source mount stays read-only
-        "python -m build --wheel --outdir /tmp/raw /tmp/src",
+        "python -m build --installer=uv --wheel --outdir /tmp/raw /tmp/src",
+        cache.report(),
         "python -m wheel tags --remove --platform-tag linux_aarch64 /tmp/raw/*.whl",
         f"{render.repair_command(m.cuda[version], Arch.AARCH64.value)} --ldpaths {LDPATHS} -w {OUTPUT} /tmp/raw/*.whl",
     ])
     mounts = [f"{project.resolve()}:{PROJECT}:ro", f"{out.resolve()}:{OUTPUT}",
-              f"{(root / render.CROSS_TOOLCHAIN).resolve()}:{TOOLCHAIN}:ro", f"{ca}:{render.CA_IN_CONTAINER}:ro"]
-    environment = {**dict(render.wheel_environment(m.cuda[version])), **env, "CMAKE_TOOLCHAIN_FILE": TOOLCHAIN,
+              f"{(root / render.CROSS_TOOLCHAIN).resolve()}:{TOOLCHAIN}:ro", f"{ca}:{render.CA_IN_CONTAINER}:ro",
+              *cache.volumes()]
+    environment = {**dict(render.wheel_environment(m.cuda[version])), **env, **cache.environment(),
+                   "CMAKE_TOOLCHAIN_FILE": TOOLCHAIN,
                    "_PYTHON_SYSCONFIGDATA_NAME": render.CROSS_SYSCONFIG,
                    "CMAKE_ARGS": "-DCMAKE_POLICY_DEFAULT_CMP0190=NEW"}
     return ["docker", "run", "--rm", f"--platform={Arch.X86_64.platform}",

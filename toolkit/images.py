@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import fingerprint, preflight, provenance, render, tools, wheels
+from . import fingerprint, preflight, provenance, render, sccache, tools, wheels
 from .console import step, task
 from .engine import docker
 from .engine.daemon import host_arch
@@ -48,9 +48,10 @@ def labels(m: Matrix, image: ImageArtifact, root: Path) -> dict[str, str]:
 
 def build_command(m: Matrix, image: ImageArtifact, root: Path, dist: Path, metadata: Path, *,
                   push: bool, builder: str | None, target: str = "runtime",
-                  pins: dict[str, str] | None = None) -> list[str]:
+                  pins: dict[str, str] | None = None, cache: Path | None = None) -> list[str]:
     """The ``docker buildx build`` of one image artifact (one platform); ``pins`` (reference -> sha256) name
-    the base images by digest too, so that the build uses the very ones its provenance records."""
+    the base images by digest too, so that the build uses the very ones its provenance records; ``cache``:
+    sccache's settings file, the secret that makes the wheel-build stage compile through sccache."""
     args = render.image_build_args(m, image.framework, image.build.cuda)
     pinned = {ref: f"{ref}@sha256:{digest}" for ref, digest in (pins or {}).items() if digest != "unavailable"}
     args["BUILD_IMAGE"], args["RUNTIME_IMAGE"] = (pinned.get(ref, ref)
@@ -59,7 +60,8 @@ def build_command(m: Matrix, image: ImageArtifact, root: Path, dist: Path, metad
                *(f"--label={k}={v}" for k, v in labels(m, image, root).items() if v)]
     return docker.build_argv(dockerfile=root / render.image_dockerfile(image.framework), platform=image.build.platform,
                              tag=platform_tag(image), context=dist, push=push, build_args=args,
-                             secrets={"ca": wheels.ca_mount()}, options=options, builder=builder)
+                             secrets={"ca": wheels.ca_mount(), **({"sccache": cache} if cache else {})},
+                             options=options, builder=builder)
 
 
 def build_tag(image: ImageArtifact) -> str:
@@ -89,7 +91,7 @@ def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path)
 
 def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, dry_run: bool = False,
           builder: str | None = None, parallel: bool = True, force: bool = False,
-          skip_unavailable: bool = False) -> list[dict]:
+          skip_unavailable: bool = False, cache: bool = True) -> list[dict]:
     """Build every planned image whose inputs changed (its wheels first); return the manifest records.
 
     As for wheels, images this machine cannot build stop the run first, or are reported as ``not_built``.
@@ -102,7 +104,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     unbuilt = {}
     if plan.wheels and not dry_run:  # the wheels the images contain; this checks the rendered files too
         unbuilt = {r["id"]: r["not_built"] for r in wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist,
-                                                                  skip_unavailable=skip_unavailable)
+                                                                  skip_unavailable=skip_unavailable, cache=cache)
                    if "not_built" in r}
     else:
         render.check(m, root, write_missing=True)
@@ -126,12 +128,12 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     todo = [(image, fp) for image, fp in todo if image.id not in missing]
     if not todo:
         return sorted(records, key=lambda r: r["id"])
-    with tempfile.TemporaryDirectory(prefix="images-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="images-") as tmp, sccache.settings_file(cache) as cache_settings:
         jobs = [(image, Path(tmp) / f"{i}.json") for i, (image, _) in enumerate(todo)]
         prints = dict((image.id, fp) for image, fp in todo)
         mode = {image.id: "native" if image.build.arch is host_arch() else "emulated" for image, _ in todo}
         commands = [(image, build_command(m, image, root, dist, meta, push=push, builder=builder,
-                                          pins=bases[image.id]), meta) for image, meta in jobs]
+                                          pins=bases[image.id], cache=cache_settings), meta) for image, meta in jobs]
         if dry_run:
             for _, argv, _ in commands:
                 print(shlex.join(argv))

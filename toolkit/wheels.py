@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from . import audit, cross, fingerprint, preflight, provenance, render, settings, stamp, tools
+from . import audit, cross, fingerprint, preflight, provenance, render, sccache, settings, stamp, tools
 from .console import step, task
 from .engine import docker
 from .engine.daemon import host_arch
@@ -78,19 +78,32 @@ def build_selector(m: Matrix, w: WheelArtifact) -> str:
     return f"cp{python.replace('.', '')}-*"
 
 
-def cibuildwheel_command(m: Matrix, w: WheelArtifact, root: Path, out: Path) -> tuple[list[str], dict[str, str]]:
-    """argv and environment of the cibuildwheel run that builds ``w``."""
+def cibuildwheel_command(m: Matrix, w: WheelArtifact, root: Path, out: Path,
+                         cache: sccache.Session | None = None) -> tuple[list[str], dict[str, str], Path]:
+    """argv, environment and working directory of the cibuildwheel run that builds ``w`` (with the compiler
+    ``cache``, if any).
+
+    cibuildwheel copies its working directory into the container: it runs in the package's directory, not the
+    repository's root, whose virtual environments and release directory would be copied on every build.
+
+    The cache's start and report ride on cibuildwheel's before-build and repair commands, set here rather
+    than in the rendered configuration, which stays usable without the toolkit.
+    """
+    volumes = [f"{ca_mount()}:{render.CA_IN_CONTAINER}:ro", *(cache.volumes() if cache else ())]
     env = {
         "CIBW_ARCHS": w.build.arch.value,
         "CIBW_BUILD": build_selector(m, w),
-        "CIBW_CONTAINER_ENGINE": f"docker; create_args: --volume {ca_mount()}:{render.CA_IN_CONTAINER}:ro",
+        "CIBW_CONTAINER_ENGINE": "docker; create_args: " + " ".join(f"--volume {v}" for v in volumes),
         "SOURCE_DATE_EPOCH": str(source_date_epoch(root / w.path)),
     }
-    # cibuildwheel wants the package inside its working directory: it runs from the project root.
+    if cache:
+        repair = render.repair_command(m.cuda[w.build.cuda]) + " -w {dest_dir} {wheel}"
+        env.update(cache.environment(), CIBW_BEFORE_BUILD_LINUX=cache.start(),
+                   CIBW_REPAIR_WHEEL_COMMAND_LINUX=f"{cache.report()} && {repair}")
     argv = [sys.executable, "-m", "cibuildwheel", "--platform", "linux",
-            "--config-file", render.cibuildwheel_config(w.build.cuda),
-            "--output-dir", str(out.resolve()), w.path]
-    return argv, env
+            "--config-file", str((root / render.cibuildwheel_config(w.build.cuda)).resolve()),
+            "--output-dir", str(out.resolve()), "."]
+    return argv, env, (root / w.path).resolve()
 
 
 def sha256(path: Path) -> str:
@@ -154,8 +167,8 @@ def check_built_name(w: WheelArtifact, filename: str) -> None:
         raise BuildError(f"{w.id}: built {filename}, which is not the planned wheel: " + "; ".join(problems))
 
 
-def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = False,
-          force: bool = False, mode: BuildMode | None = None, skip_unavailable: bool = False) -> list[dict]:
+def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = False, force: bool = False,
+          mode: BuildMode | None = None, skip_unavailable: bool = False, cache: bool = True) -> list[dict]:
     """Build, audit and record every wheel of ``plan`` whose inputs changed; return their records.
 
     A wheel whose input fingerprint matches its record (and whose file exists) is up to date:
@@ -194,22 +207,26 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
         if any(modes[w.id] is BuildMode.CROSS for w in line_todo):
             cross_images[version] = cross.ensure_builder(m, version, root, ca_mount(), dry_run)
     for w, fp in todo:
-        with tempfile.TemporaryDirectory(prefix="wheel-", dir=_mkdir(dist)) as tmp:
+        compiler = host if modes[w.id] is BuildMode.CROSS else w.build.arch  # the arch the compilers run on
+        with tempfile.TemporaryDirectory(prefix="wheel-", dir=_mkdir(dist)) as tmp, \
+                sccache.session(m.cuda[w.build.cuda], w.build.cuda, w.build.arch, modes[w.id], compiler,
+                                enabled=cache, fetch=not dry_run) as compiler_cache:
             if modes[w.id] is BuildMode.CROSS:
                 epoch = {"SOURCE_DATE_EPOCH": str(source_date_epoch(root / w.path))}
-                argv, env = cross.command(m, w.build.cuda, cross_images[w.build.cuda], root / w.path, Path(tmp),
-                                          root, ca_mount(), epoch), {}
+                argv, env, cwd = cross.command(m, w.build.cuda, cross_images[w.build.cuda], root / w.path,
+                                               Path(tmp), root, ca_mount(), epoch, compiler_cache), {}, root
             else:
-                argv, env = cibuildwheel_command(m, w, root, Path(tmp))
+                argv, env, cwd = cibuildwheel_command(m, w, root, Path(tmp), compiler_cache)
             if dry_run:
                 print(f"# {w.id}: {modes[w.id].value}")
-                print(f"cd {shlex.quote(str(root))} &&", *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+                print(f"cd {shlex.quote(str(cwd))} &&", *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
                       shlex.join(argv))
                 continue
             builder = cross_images.get(w.build.cuda, "") if modes[w.id] is BuildMode.CROSS else builders[w.build.cuda]
             bases = {ref: docker.manifest_digest(ref) for ref in (w.build.build_image, builder)}
             inputs = provenance.inputs(m, w, root, mode=modes[w.id].value, base_images=bases, builder_image=builder)
-            records.append(_build_one(w, modes[w.id], argv, env, root, Path(tmp), dist, manifest, inputs))
+            records.append(_build_one(w, modes[w.id], argv, env, cwd, Path(tmp), dist, manifest, inputs,
+                                      compiler_cache))
             manifest.record(w.id, fingerprint=fp)
     return records
 
@@ -219,13 +236,14 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str, str], root: Path, tmp: Path,
-               dist: Path, manifest: Manifest, inputs: dict) -> dict:
+def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str, str], cwd: Path, tmp: Path,
+               dist: Path, manifest: Manifest, inputs: dict, cache: sccache.Session) -> dict:
     tool = "the cross builder" if mode is BuildMode.CROSS else "cibuildwheel"
     started, started_at = time.monotonic(), now()
     with task(w.id, f"{tool} ({w.build.arch.value}, {mode.value})", dist / "logs" / f"{w.id.replace(':', '_')}.log"):
-        tools.run(argv, env=env, cwd=root)
+        tools.run(argv, env=env, cwd=cwd)
     seconds, built_at = round(time.monotonic() - started, 1), now()
+    compiler_cache = cache.read()
     built = sorted(tmp.glob("*.whl"))
     if len(built) != 1:
         raise BuildError(f"{w.id}: {tool} produced {len(built)} wheels ({[b.name for b in built]}), not one")
@@ -240,10 +258,12 @@ def _build_one(w: WheelArtifact, mode: BuildMode, argv: list[str], env: dict[str
     record = {"kind": "wheel", "file": wheel.name, "sha256": sha256(wheel), "size": wheel.stat().st_size, **stamped,
               "version": w.version, "platform": w.build.platform, "python_tag": w.python_tag,
               "cuda": w.build.cuda, "build_mode": mode.value, "build_seconds": seconds,
-              "build_started_at": started_at, "built_at": built_at, "provenance": inputs,
+              "build_started_at": started_at, "built_at": built_at, "compiler_cache": compiler_cache,
+              "provenance": inputs,
               "audit": {**audit.to_json(report), "started_at": audited_from, "at": now()}}
     manifest.record(w.id, **record)
     if not report.ok:
         raise BuildError(f"{w.id}: {audit.describe(report)}")
-    step(f"{w.id}: {wheel.name} ({record['size'] / 1e6:.1f} MB, {seconds} s) audit ok")
+    step(f"{w.id}: {wheel.name} ({record['size'] / 1e6:.1f} MB, {seconds} s, {sccache.describe(compiler_cache)}) "
+         "audit ok")
     return {"id": w.id, **record}

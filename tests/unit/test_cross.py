@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import cross, matrix, render
+from toolkit import cross, matrix, render, sccache
 from toolkit.errors import ConfigError
 from toolkit.matrix import Arch, BuildMode
 from toolkit.plan import Selection, make_plan
@@ -76,8 +76,9 @@ def test_cross_files_are_rendered_for_crossable_lines_only(crossable, small_matr
 
 
 def test_cross_command_builds_retags_and_repairs_from_a_read_only_source(crossable, tmp_path):
+    cache = sccache.Session(tmp_path / "bin", tmp_path / "cache", tmp_path / "settings", tmp_path / "stats")
     argv = cross.command(crossable, "13.0", "builder:x", tmp_path / "src", tmp_path / "out", tmp_path,
-                         Path("/etc/ca.pem"), {"SOURCE_DATE_EPOCH": "1"})
+                         Path("/etc/ca.pem"), {"SOURCE_DATE_EPOCH": "1"}, cache)
     assert argv[:4] == ["docker", "run", "--rm", "--platform=linux/amd64"]
     assert f"--volume={tmp_path / 'src'}:/project:ro" in argv
     assert "--volume=/etc/ca.pem:/run/secrets/ca:ro" in argv
@@ -85,5 +86,8 @@ def test_cross_command_builds_retags_and_repairs_from_a_read_only_source(crossab
             "--env=SOURCE_DATE_EPOCH=1", "--env=_PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata__linux_aarch64-linux-gnu",
             "--env=CMAKE_ARGS=-DCMAKE_POLICY_DEFAULT_CMP0190=NEW"} <= set(argv)
     script = argv[-1]
-    assert script.index("python -m build --wheel") < script.index("--platform-tag linux_aarch64") \
+    assert script.index(cache.start()) < script.index("python -m build --installer=uv --wheel") \
+        < script.index(cache.report()) < script.index("--platform-tag linux_aarch64") \
         < script.index("auditwheel repair --exclude libcuda.so.1")
+    assert f"--volume={tmp_path / 'cache'}:{sccache.CACHE}" in argv
+    assert f"--env=CMAKE_CXX_COMPILER_LAUNCHER={sccache.BINARY}" in argv
