@@ -107,7 +107,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                                                                   skip_unavailable=skip_unavailable, cache=cache)
                    if "not_built" in r}
     else:
-        render.check(m, root, write_missing=True)
+        render.check(m, root, for_build=True)
     manifest = Manifest(dist / "manifest.json")
     records, todo, bases = [], [], {}
     for image in plan.images:

@@ -51,8 +51,9 @@ def ca_mount() -> Path:
     return Path(certifi.where())
 
 
-def ensure_builder(m: Matrix, version: str, archs: list[Arch], root: Path, dry_run: bool) -> str:
-    """Make sure the CUDA line's wheel-builder image has every platform in ``archs``; return it."""
+def ensure_builder(m: Matrix, version: str, archs: list[Arch], root: Path, dry_run: bool, anew: bool = False) -> str:
+    """Make sure the CUDA line's wheel-builder image has every platform in ``archs`` (``anew``: made again from
+    its Dockerfile, without BuildKit's cache); return it."""
     line = m.cuda[version]
     if line.wheel_image:
         return line.wheel_image
@@ -62,7 +63,7 @@ def ensure_builder(m: Matrix, version: str, archs: list[Arch], root: Path, dry_r
     bases = {"BUILD_IMAGE": m.image(line.build_image),
              **({"SYSROOT_IMAGE": m.image(line.sysroot_image)} if line.sysroot_image else {})}
     docker.ensure_image(image, platforms, dockerfile=dockerfile, dry_run=dry_run, build_args=bases,
-                        secrets={"ca": ca_mount()})
+                        secrets={"ca": ca_mount()}, anew=anew)
     return image
 
 
@@ -184,7 +185,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
     for w in plan.wheels:
         if modes[w.id] is BuildMode.EMULATED and not mode and (why := cross.why_not_cross(m, w, host)):
             step(f"{w.id}: emulated under QEMU, not cross-compiled: {why}")
-    render.check(m, root, write_missing=True)  # build exactly what is committed
+    render.check(m, root, for_build=True)  # build exactly what is committed
     manifest = Manifest(dist / "manifest.json")
     records, todo = [], []
     for w in plan.wheels:

@@ -74,13 +74,19 @@ def test_a_build_renders_missing_files_but_still_fails_on_drift(small, tmp_path,
     # A repository that has just adopted the toolkit has no generated files yet: that is not drift.
     with pytest.raises(DriftError, match=r"\(missing\)"):
         render.check(small, tmp_path)
-    render.check(small, tmp_path, write_missing=True)
+    render.check(small, tmp_path, for_build=True)
     assert "rendered container/cibuildwheel-cu130.toml (it did not exist yet)" in capsys.readouterr().err
-    assert render.write(small, tmp_path) == []
+    assert not (tmp_path / "docs").exists()  # a build reads container/ only: it checks nothing else
+    assert render.write(small, tmp_path) == [f"wrote {o.path}" for o in render.outputs(small)
+                                             if not o.path.startswith(render.BUILD_INPUTS)]
+    (tmp_path / "docs" / "support-matrix.md").write_text("edited\n")
+    render.check(small, tmp_path, for_build=True)
+    with pytest.raises(DriftError, match=r"support-matrix\.md: differs"):
+        render.check(small, tmp_path)
     edited = tmp_path / "container/cibuildwheel-cu130.toml"
     edited.write_text(edited.read_text() + "# edited\n")
     with pytest.raises(DriftError, match=r"cibuildwheel-cu130\.toml: differs"):
-        render.check(small, tmp_path, write_missing=True)
+        render.check(small, tmp_path, for_build=True)
 
 
 def test_stale_generated_files_are_reported_and_deleted(small, small_matrix, write_matrix, tmp_path):
