@@ -98,16 +98,19 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     """
     if not plan.images:
         return []
-    blocked = preflight.blocked(m, plan.images)  # before the wheels: one message names everything
-    if blocked and not skip_unavailable:
+    build_wheels = bool(plan.wheels) and not dry_run  # the wheels the images contain; that checks the rendered files
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as side:
+        asked = side.submit(preflight.blocked, m, plan.images)  # registry queries, while the files are checked
+        if not build_wheels:
+            render.check(m, root, for_build=True)
+        blocked = asked.result()
+    if blocked and not skip_unavailable:  # before the wheels: one message names everything
         raise preflight.refuse(m, plan, {**preflight.blocked(m, plan.wheels), **blocked})
     unbuilt = {}
-    if plan.wheels and not dry_run:  # the wheels the images contain; this checks the rendered files too
+    if build_wheels:
         unbuilt = {r["id"]: r["not_built"] for r in wheels.build(m, Plan(wheels=plan.wheels, images=()), root, dist,
                                                                   skip_unavailable=skip_unavailable, cache=cache)
                    if "not_built" in r}
-    else:
-        render.check(m, root, for_build=True)
     manifest = Manifest(dist / "manifest.json")
     records, todo, bases = [], [], {}
     for image in plan.images:
@@ -139,11 +142,15 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                 print(shlex.join(argv))
             return []
         dist.mkdir(parents=True, exist_ok=True)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2 if parallel else 1) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2 if parallel else 1) as pool, \
+                concurrent.futures.ThreadPoolExecutor(max_workers=1) as side:
             logs = dist / "logs"
             logs.mkdir(exist_ok=True)
             futures = {pool.submit(_run_build, argv, image, meta, logs / f"{image.id.replace(':', '_')}.log"): image
                        for image, argv, meta in commands}
+            # What the records need and the builds do not (git queries) is found while they run.
+            inputs = {image.id: side.submit(provenance.inputs, m, image, root, mode=mode[image.id],
+                                            base_images=bases[image.id]) for image, _ in todo}
             for future in concurrent.futures.as_completed(futures):
                 image = futures[future]
                 seconds, digest, started_at = future.result()
@@ -154,8 +161,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                           "cuda": image.build.cuda, "framework": image.framework, "build_seconds": seconds,
                           "build_mode": mode[image.id], "build_started_at": started_at, "built_at": now(),
                           "wheels": [manifest.get(w).get("sha256") for w in image.wheels],
-                          "provenance": provenance.inputs(m, image, root, mode=mode[image.id],
-                                                          base_images=bases[image.id])}
+                          "provenance": inputs[image.id].result()}
                 manifest.record(image.id, **record)
                 records.append({"id": image.id, **record})
     if push:

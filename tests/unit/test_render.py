@@ -22,8 +22,16 @@ def test_every_cuda_line_and_framework_gets_its_files(small):
     assert paths == {"container/Dockerfile.wheel-builder-cu130", "container/cibuildwheel-cu130.toml",
                      "container/Dockerfile.wheel-builder-cu128", "container/cibuildwheel-cu128.toml",
                      "container/Dockerfile.none", "container/Dockerfile.vllm",
+                     "container/Dockerfile.none.dockerignore", "container/Dockerfile.vllm.dockerignore",
                      ".github/workflows/release.yml", ".github/workflows/ci.yml", "docs/support-matrix.md",
                      "container/docker-bake.hcl"}
+
+
+def test_an_image_build_context_holds_only_the_wheels_it_installs(small):
+    out = {o.path: o.text for o in render.outputs(small)}
+    rules = [line for line in out["container/Dockerfile.none.dockerignore"].splitlines()
+             if line and not line.startswith("#")]
+    assert rules == ["*", "!saxpy-1.2.0-*.whl", "!saxpy-1.2.0+cu130-*.whl"]  # 12.8: no local label
 
 
 def test_image_dockerfiles_take_matrix_values_as_arg_defaults(small):

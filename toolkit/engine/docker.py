@@ -96,10 +96,15 @@ def _distribution(ref: str, timeout: float) -> dict | None:
     registry = ref.split("/")[0]
     auth = _logins.get(registry)
     try:
-        return docker.from_env(timeout=timeout).api.inspect_distribution(
+        return _client(timeout).inspect_distribution(
             ref, auth_config={"username": auth.username, "password": auth.password} if auth else None)
     except (docker.errors.DockerException, requests.RequestException):
         return None
+
+
+@functools.cache  # the engine's API version is asked once, not before every query
+def _client(timeout: float) -> docker.APIClient:
+    return docker.from_env(timeout=timeout).api
 
 
 @functools.cache  # one registry query per image and run
