@@ -46,6 +46,12 @@ def doctor(session: nox.Session) -> None:
 
 
 @nox.session
+def resolve(session: nox.Session) -> None:
+    """Resolve each framework's requirements per image platform, binary wheels only (`-- --write` records them)."""
+    _toolkit(session, "resolve")
+
+
+@nox.session
 def render(session: nox.Session) -> None:
     """Re-render generated files (`-- --check` fails with a diff on drift instead)."""
     _toolkit(session, "render")

@@ -28,7 +28,7 @@ target "sglang-cu128" {
   context    = "dist"
   dockerfile = "container/Dockerfile.sglang"
   target     = "runtime"
-  platforms  = ["linux/amd64"]
+  platforms  = ["linux/amd64", "linux/arm64"]
   tags       = ["127.0.0.1:5000/gpu-toolkit/sglang:0.1.0-cu128"]
   args = {
     BUILD_IMAGE = "nvidia/cuda:12.8.1-devel-ubuntu24.04"
@@ -62,7 +62,7 @@ target "sglang-cu129" {
   context    = "dist"
   dockerfile = "container/Dockerfile.sglang"
   target     = "runtime"
-  platforms  = ["linux/amd64"]
+  platforms  = ["linux/amd64", "linux/arm64"]
   tags       = ["127.0.0.1:5000/gpu-toolkit/sglang:0.1.0-cu129"]
   args = {
     BUILD_IMAGE = "nvidia/cuda:12.9.1-devel-ubuntu24.04"
@@ -79,7 +79,7 @@ target "trtllm-cu129" {
   context    = "dist"
   dockerfile = "container/Dockerfile.trtllm"
   target     = "runtime"
-  platforms  = ["linux/amd64"]
+  platforms  = ["linux/amd64", "linux/arm64"]
   tags       = ["127.0.0.1:5000/gpu-toolkit/trtllm:0.1.0-cu129"]
   args = {
     BUILD_IMAGE = "nvidia/cuda:12.9.1-devel-ubuntu24.04"

@@ -34,6 +34,7 @@ from . import (
     rehearse,
     render,
     report,
+    resolve,
     settings,
     smoke,
     wheels,
@@ -119,6 +120,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
               i.build.torch_arch_list, i.build.build_image) for i in plan.images]
     print(table(("artifact", "platform", "python", "version/tag", "toolchain", "gpu archs", "build image"),
                 rows))
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    matrix = matrix_from(args)
+    results = resolve.run(make_plan(matrix, selection_from(args)))
+    if args.write:
+        print(f"wrote {resolve.write(results, matrix.source.resolve().parent)}", file=sys.stderr)
+    if args.json:
+        _print_json([dataclasses.asdict(r) for r in results])
+        return 0
+    if not results:
+        print("no framework image of the selection has requirements")
+        return 0
+    print(table(("framework", "platform", "runtime image", "python", "glibc", "binary wheels", "detail", "seconds"),
+                [(r.framework, r.platform, r.runtime_image, r.python, r.glibc, r.status, r.detail(), r.seconds)
+                 for r in results]))
     return 0
 
 
@@ -436,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("plan", cmd_plan, "expand the matrix into artifacts")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--github", action="store_true", help="print job matrices as name=json lines for $GITHUB_OUTPUT")
+    add_selection_args(p)
+    p = command("resolve", cmd_resolve, "resolve every framework's requirements per platform, binary wheels only, "
+                "before any build: which framework images cannot be installed where, and why")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--write", action="store_true", help=f"record them in {resolve.RESOLVED} (the support matrix "
+                   "shows them)")
     add_selection_args(p)
     command("schema", cmd_schema, "print the JSON Schema of matrix.toml")
     p = command("engine", cmd_engine, "bring the local build engine up, report it, or stop it")

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import channels, cuda
+from . import channels, cuda, resolve
 from .errors import ConfigError
 from .manifest import identity, smoke_runs
 from .matrix import Matrix, exclusions
@@ -96,12 +96,14 @@ def _gpu_rows(m: Matrix, records: dict[str, dict], gpu_runs: list[dict]) -> list
     return rows
 
 
-def _artifact_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
+def _artifact_rows(plan: Plan, records: dict[str, dict], resolved: list[resolve.Result]) -> list[list[str]]:
+    impossible = resolve.blocked(plan, resolved)
     rows = []
     for artifact in plan.artifacts:
         record = records.get(artifact.id)
         if not record:
-            rows.append([f"`{artifact.id}`", artifact.build.platform, "not built", "-", "untested"])
+            built = f"impossible: {impossible[artifact.id]}" if artifact.id in impossible else "not built"
+            rows.append([f"`{artifact.id}`", artifact.build.platform, built, "-", "untested"])
             continue
         built = record.get("file") or record.get("platform_tag", "")
         ident = identity(record)[1][:19]
@@ -119,6 +121,7 @@ def context(m: Matrix, root: Path) -> dict[str, object]:
     plan = make_plan(m, Selection())
     planned = {a.id for a in plan.artifacts}
     records = {k: v for k, v in load_records(root).items() if k in planned}
+    resolved = resolve.load(root)
     smoked = [rec["smoke"]["at"] for rec in records.values() if rec.get("smoke")]
     wheel_files = [rec["file"] for rec in records.values() if rec.get("kind") == "wheel"]
     return {
@@ -136,7 +139,11 @@ def context(m: Matrix, root: Path) -> dict[str, object]:
                             ", ".join(a.value for a in m.framework[n].arch) or "all",
                             ", ".join(m.framework[n].cuda) or "all"] for n in m.axes.framework],
         "python_versions": ", ".join(m.axes.python),
-        "artifact_rows": _artifact_rows(plan, records),
+        "artifact_rows": _artifact_rows(plan, records, resolved),
+        "resolve_rows": [[r.framework, r.platform, f"`{r.runtime_image}` ({r.python}, {r.glibc})", r.status,
+                          r.detail()]
+                         for r in resolved],
+        "resolved_path": resolve.RESOLVED,
         "install": _install_lines(m, plan, records),
         "excluded": [[" ".join(f"{k}={v}" for k, v in r.values().items()), r.reason] for r in exclusions(m)],
         "manifest_path": RELEASE_MANIFEST,

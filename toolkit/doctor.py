@@ -1,8 +1,9 @@
 """``toolkit doctor``: a compatibility verification report generated from facts.
 
 It starts and installs nothing: it reads the host, the engine's state and the
-CUDA compilers found, cross-checks the matrix's claims against them, and says
-for every planned artifact whether it can be built and tested here.
+CUDA compilers found, cross-checks the matrix's claims against them, resolves
+every framework's requirements per platform (binary wheels only), and says for
+every planned artifact whether it can be built and tested here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import platform
 from pathlib import Path
 
-from . import __version__, cross, cuda, engine, hostinfo
+from . import __version__, cross, cuda, engine, hostinfo, resolve
 from .console import table
 from .engine.daemon import host_arch
 from .engine.host import Status
@@ -44,6 +45,7 @@ class Report:
     components: list[Status]
     toolchains: list[hostinfo.Nvcc]
     gpus: list[hostinfo.Gpu]
+    resolved: list[resolve.Result]
     artifacts: list[dict]
     checks: list[Check]
 
@@ -68,6 +70,11 @@ def examine(matrix_path: Path, selection: Selection, state: Path) -> Report:
     toolchains, gpus = hostinfo.nvcc_compilers(), hostinfo.gpus()
     checks += _component_checks(components, plan)
     checks += _toolchain_checks(matrix, toolchains)
+    resolved = resolve.run(plan) if plan else []
+    checks += [Check(name=f"wheels {r.framework} {r.platform}", required=False,
+                     result=PASS if r.status == resolve.RESOLVES else WARN,
+                     detail=r.why() or r.detail())
+               for r in resolved]
     checks.append(Check(name="gpu", result=PASS if gpus else WARN, required=False,
                         detail=", ".join(f"{g.name} (sm_{g.compute_capability.replace('.', '')})" for g in gpus)
                         or "no NVIDIA GPU: GPU smoke tests will be reported as skipped"))
@@ -75,8 +82,8 @@ def examine(matrix_path: Path, selection: Selection, state: Path) -> Report:
                   matrix=str(matrix_path),
                   host={"arch": host_arch().value, "os": hostinfo.os_name(), "kernel": platform.release(),
                         "python": platform.python_version(), "toolkit": __version__},
-                  components=components, toolchains=toolchains, gpus=gpus,
-                  artifacts=_feasibility(matrix, plan, components, gpus) if plan else [], checks=checks)
+                  components=components, toolchains=toolchains, gpus=gpus, resolved=resolved,
+                  artifacts=_feasibility(matrix, plan, components, gpus, resolved) if plan else [], checks=checks)
 
 
 def _component_checks(components: list[Status], plan: Plan | None) -> list[Check]:
@@ -120,9 +127,11 @@ def _build_mode(matrix: Matrix, a: WheelArtifact | ImageArtifact) -> tuple[Build
         return None, "; ".join(exc.problems)
 
 
-def _feasibility(matrix: Matrix, plan: Plan, components: list[Status], gpus: list[hostinfo.Gpu]) -> list[dict]:
+def _feasibility(matrix: Matrix, plan: Plan, components: list[Status], gpus: list[hostinfo.Gpu],
+                 resolved: list[resolve.Result]) -> list[dict]:
     emulated = next((s.address for s in components if s.name == "emulation" and s.up), "")
     images = {s.name.removeprefix("image "): s.up for s in components if s.name.startswith("image ")}
+    uninstallable = resolve.blocked(plan, resolved)
     rows = []
     for a in plan.artifacts:
         b = a.build
@@ -139,6 +148,8 @@ def _feasibility(matrix: Matrix, plan: Plan, components: list[Status], gpus: lis
             how, why = "impossible", f"no emulation for {b.platform}"
         if how != "impossible" and not images.get(b.build_image_public, False):
             how, why = "impossible", f"base image {b.build_image_public} unavailable"
+        if a.id in uninstallable:
+            how, why = "impossible", "; ".join(filter(None, [why if how == "impossible" else "", uninstallable[a.id]]))
         if not gpus:
             gpu_test = "skipped: no GPU"
         else:
@@ -162,6 +173,11 @@ def to_markdown(r: Report) -> str:
              "## GPUs", "",
              _md(("name", "compute capability", "driver"), [(g.name, g.compute_capability, g.driver) for g in r.gpus])
              if r.gpus else "No NVIDIA GPU present.", "",
+             "## Framework requirements per platform (binary wheels only)", "",
+             _md(("framework", "platform", "runtime image", "Python", "glibc", "result", "detail"),
+                 [(x.framework, x.platform, x.runtime_image, x.python, x.glibc, x.status,
+                   x.detail())
+                  for x in r.resolved]) if r.resolved else "No framework image with requirements is planned.", "",
              "## Artifacts", "",
              _md(("artifact", "platform", "build here", "why", "GPU test"),
                  [(a["artifact"], a["platform"], a["build"], a["why"], a["gpu_test"]) for a in r.artifacts])

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import fingerprint, preflight, provenance, render, sccache, tools, wheels
+from . import fingerprint, preflight, provenance, render, resolve, sccache, tools, wheels
 from .console import step, task
 from .engine import docker
 from .engine.daemon import host_arch
@@ -99,11 +99,14 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     if not plan.images:
         return []
     build_wheels = bool(plan.wheels) and not dry_run  # the wheels the images contain; that checks the rendered files
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as side:
-        asked = side.submit(preflight.blocked, m, plan.images)  # registry queries, while the files are checked
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as side:
+        # Registry queries, and the resolver (a framework whose requirements have no binary wheel for a
+        # platform would fail there after many minutes), while the files are checked.
+        asked = side.submit(preflight.blocked, m, plan.images)
+        resolved = side.submit(resolve.run, plan)
         if not build_wheels:
             render.check(m, root, for_build=True)
-        blocked = asked.result()
+        blocked = {**resolve.blocked(plan, resolved.result()), **asked.result()}
     if blocked and not skip_unavailable:  # before the wheels: one message names everything
         raise preflight.refuse(m, plan, {**preflight.blocked(m, plan.wheels), **blocked})
     unbuilt = {}
