@@ -91,7 +91,7 @@ def run(m: Matrix, dist: Path, runs: int = 3) -> list[dict]:
     (w,) = plan_x86.wheels
     step("builder images for every mode (not timed: each timed build then finds its builder ready)")
     wheels.ensure_builder(m, w.build.cuda, list(Arch), root, dry_run=False)
-    cross.ensure_builder(m, w.build.cuda, root, wheels.ca_mount(), dry_run=False)
+    cross.ensure_builder(m, w.build.cuda, root, settings.ca_mount(), dry_run=False)
 
     step("one wheel: toolkit wheels against raw cibuildwheel on the same rendered config (no compiler cache)")
     argv, env, cwd = wheels.cibuildwheel_command(m, w, root, dist / "bench-raw")
@@ -157,7 +157,7 @@ def _torch_rows(root: Path, runs: int) -> list[dict]:
         step("torch extension: builder images for every mode (not timed)")
         version = tm.axes.cuda[0]
         wheels.ensure_builder(tm, version, list(Arch), project, dry_run=False)
-        cross.ensure_builder(tm, version, project, wheels.ca_mount(), dry_run=False)
+        cross.ensure_builder(tm, version, project, settings.ca_mount(), dry_run=False)
 
         def build(arch: Arch, mode: BuildMode | None = None) -> Callable[[], object]:
             plan = make_plan(tm, Selection(arch=(arch.value,)))

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import fingerprint, preflight, provenance, render, resolve, sccache, tools, wheels
+from . import fingerprint, preflight, provenance, render, resolve, sccache, settings, tools, wheels
 from .console import step, task
 from .engine import docker
 from .engine.daemon import host_arch
@@ -60,7 +60,7 @@ def build_command(m: Matrix, image: ImageArtifact, root: Path, dist: Path, metad
                *(f"--label={k}={v}" for k, v in labels(m, image, root).items() if v)]
     return docker.build_argv(dockerfile=root / render.image_dockerfile(image.framework), platform=image.build.platform,
                              tag=platform_tag(image), context=dist, push=push, build_args=args,
-                             secrets={"ca": wheels.ca_mount(), **({"sccache": cache} if cache else {})},
+                             secrets={"ca": settings.ca_mount(), **({"sccache": cache} if cache else {})},
                              options=options, builder=builder)
 
 

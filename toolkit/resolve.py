@@ -22,7 +22,7 @@ from packaging.utils import parse_wheel_filename
 from pypi_simple import NoSuchProjectError, PyPISimple
 from uv import find_uv_bin
 
-from . import tools, wheels
+from . import settings, tools
 from .console import step
 from .errors import CommandError
 from .plan import Plan
@@ -117,7 +117,7 @@ def _compile(requirements: tuple[str, ...], arch: str, python: str, glibc: str) 
     started = time.monotonic()
     try:
         out = tools.run(argv, input="\n".join(requirements) + "\n", capture=True, check=False, quiet=True,
-                        env={"SSL_CERT_FILE": str(wheels.ca_mount())}, timeout=300)
+                        env={"SSL_CERT_FILE": str(settings.ca_mount())}, timeout=300)
     except CommandError as exc:
         return {"status": UNKNOWN, "reason": str(exc)}
     found = parse(out.returncode, out.stdout, out.stderr, requirements)

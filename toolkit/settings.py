@@ -50,6 +50,16 @@ def ca_bundle() -> Path | None:
     return SYSTEM_CA if SYSTEM_CA.is_file() else None
 
 
+def ca_mount() -> Path:
+    """The CA bundle mounted into build containers (the host's, else certifi's)."""
+    found = ca_bundle()
+    if found:
+        return found
+    import certifi  # a dependency of requests, which the docker SDK uses
+
+    return Path(certifi.where())
+
+
 def env_credentials(user_env: str, password_env: str) -> tuple[str, str] | None:
     """(user, password) from the environment when both are set."""
     user, password = os.environ.get(user_env), os.environ.get(password_env)

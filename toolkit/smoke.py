@@ -35,7 +35,6 @@ from .errors import CommandError, EngineError, SmokeError
 from .manifest import Manifest, identity, merged_runs, now, slot, smoke_runs
 from .matrix import Matrix
 from .plan import ImageArtifact, Plan, Selection, WheelArtifact, make_plan
-from .wheels import ca_mount
 
 PASS, FAIL, UNTESTED = "pass", "FAIL", "untested"
 PIP_CACHE = "/var/cache/pip"
@@ -178,7 +177,7 @@ def _container_run(w: WheelArtifact, wheel: Path, python: str, image: str, gpu: 
     cache = settings.state_dir() / "smoke-pip-cache"
     cache.mkdir(parents=True, exist_ok=True)
     volumes = {str(wheel.resolve()): {"bind": inside, "mode": "ro"},
-               str(ca_mount()): {"bind": render.CA_IN_CONTAINER, "mode": "ro"},
+               str(settings.ca_mount()): {"bind": render.CA_IN_CONTAINER, "mode": "ro"},
                str(cache): {"bind": PIP_CACHE, "mode": "rw"}}
     started, started_at = time.monotonic(), now()
     floor = f" on its glibc floor ({w.sysroot_image_public})" if where == "floor" else ""

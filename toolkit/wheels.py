@@ -41,16 +41,6 @@ def source_date_epoch(path: Path) -> int:
     return int(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else DEFAULT_EPOCH
 
 
-def ca_mount() -> Path:
-    """The CA bundle mounted into build containers (the host's, else certifi's)."""
-    found = settings.ca_bundle()
-    if found:
-        return found
-    import certifi  # a dependency of requests, which the docker SDK uses
-
-    return Path(certifi.where())
-
-
 def ensure_builder(m: Matrix, version: str, archs: list[Arch], root: Path, dry_run: bool, anew: bool = False) -> str:
     """Make sure the CUDA line's wheel-builder image has every platform in ``archs`` (``anew``: made again from
     its Dockerfile, without BuildKit's cache); return it."""
@@ -63,7 +53,7 @@ def ensure_builder(m: Matrix, version: str, archs: list[Arch], root: Path, dry_r
     bases = {"BUILD_IMAGE": m.image(line.build_image),
              **({"SYSROOT_IMAGE": m.image(line.sysroot_image)} if line.sysroot_image else {})}
     docker.ensure_image(image, platforms, dockerfile=dockerfile, dry_run=dry_run, build_args=bases,
-                        secrets={"ca": ca_mount()}, anew=anew)
+                        secrets={"ca": settings.ca_mount()}, anew=anew)
     return image
 
 
@@ -90,7 +80,7 @@ def cibuildwheel_command(m: Matrix, w: WheelArtifact, root: Path, out: Path,
     The cache's start and report ride on cibuildwheel's before-build and repair commands, set here rather
     than in the rendered configuration, which stays usable without the toolkit.
     """
-    volumes = [f"{ca_mount()}:{render.CA_IN_CONTAINER}:ro", *(cache.volumes() if cache else ())]
+    volumes = [f"{settings.ca_mount()}:{render.CA_IN_CONTAINER}:ro", *(cache.volumes() if cache else ())]
     env = {
         "CIBW_ARCHS": w.build.arch.value,
         "CIBW_BUILD": build_selector(m, w),
@@ -206,7 +196,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
         archs = {host if modes[w.id] is BuildMode.CROSS else w.build.arch for w in line_todo}
         builders[version] = ensure_builder(m, version, sorted(archs, key=lambda a: a.value), root, dry_run)
         if any(modes[w.id] is BuildMode.CROSS for w in line_todo):
-            cross_images[version] = cross.ensure_builder(m, version, root, ca_mount(), dry_run)
+            cross_images[version] = cross.ensure_builder(m, version, root, settings.ca_mount(), dry_run)
     for w, fp in todo:
         compiler = host if modes[w.id] is BuildMode.CROSS else w.build.arch  # the arch the compilers run on
         with tempfile.TemporaryDirectory(prefix="wheel-", dir=_mkdir(dist)) as tmp, \
@@ -215,7 +205,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, dry_run: bool = Fals
             if modes[w.id] is BuildMode.CROSS:
                 epoch = {"SOURCE_DATE_EPOCH": str(source_date_epoch(root / w.path))}
                 argv, env, cwd = cross.command(m, w.build.cuda, cross_images[w.build.cuda], root / w.path,
-                                               Path(tmp), root, ca_mount(), epoch, compiler_cache), {}, root
+                                               Path(tmp), root, settings.ca_mount(), epoch, compiler_cache), {}, root
             else:
                 argv, env, cwd = cibuildwheel_command(m, w, root, Path(tmp), compiler_cache)
             if dry_run:
