@@ -78,7 +78,9 @@ def platform_tag(image: ImageArtifact) -> str:
     return f"{image.tag}-{image.build.arch.docker}"
 
 
-def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path) -> tuple[float, str, str]:
+def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path,
+               cache: bool) -> tuple[float, str, str, dict | None]:
+    """Seconds, digest, start time, and the compiler cache's counters when the wheel-build stage ran."""
     started, started_at = time.monotonic(), now()
     try:
         with task(image.id, f"docker buildx build ({image.build.platform})", log):
@@ -86,7 +88,8 @@ def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path)
     except CommandError as exc:
         raise BuildError(f"{image.id}: {exc}") from None
     digest = json.loads(metadata.read_text()).get("containerimage.digest", "")
-    return round(time.monotonic() - started, 1), digest, started_at
+    stats = sccache.from_build_log(log.read_text(errors="replace"), cache) if log.is_file() else None
+    return round(time.monotonic() - started, 1), digest, started_at, stats
 
 
 def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, dry_run: bool = False,
@@ -149,14 +152,14 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                 concurrent.futures.ThreadPoolExecutor(max_workers=1) as side:
             logs = dist / "logs"
             logs.mkdir(exist_ok=True)
-            futures = {pool.submit(_run_build, argv, image, meta, logs / f"{image.id.replace(':', '_')}.log"): image
-                       for image, argv, meta in commands}
+            futures = {pool.submit(_run_build, argv, image, meta, logs / f"{image.id.replace(':', '_')}.log",
+                                   cache): image for image, argv, meta in commands}
             # What the records need and the builds do not (git queries) is found while they run.
             inputs = {image.id: side.submit(provenance.inputs, m, image, root, mode=mode[image.id],
                                             base_images=bases[image.id]) for image, _ in todo}
             for future in concurrent.futures.as_completed(futures):
                 image = futures[future]
-                seconds, digest, started_at = future.result()
+                seconds, digest, started_at, compiled = future.result()
                 record = {"kind": "image", "tag": image.tag, "platform_tag": platform_tag(image),
                           "build_tag": build_tag(image) if push else "",
                           "fingerprint": prints[image.id],
@@ -164,7 +167,9 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                           "cuda": image.build.cuda, "framework": image.framework, "build_seconds": seconds,
                           "build_mode": mode[image.id], "build_started_at": started_at, "built_at": now(),
                           "wheels": [manifest.get(w).get("sha256") for w in image.wheels],
-                          "provenance": inputs[image.id].result()}
+                          "provenance": inputs[image.id].result(),
+                          # None: the wheel-build stage came from BuildKit's cache (nothing compiled)
+                          "compiler_cache": compiled}
                 manifest.record(image.id, **record)
                 records.append({"id": image.id, **record})
     if push:

