@@ -19,6 +19,7 @@ ACTIONS = {
     "setup-python": "actions/setup-python@e797f83bcb11b83ae66e0230d6156d7c80228e7c  # v6.0.0",
     "upload-artifact": "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02  # v4.6.2",
     "download-artifact": "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093  # v4.3.0",
+    "cache": "actions/cache@0400d5f644dc74513175e3cd8d07132dd4860809  # v4.2.4",
 }
 
 
