@@ -121,7 +121,7 @@ def context(m: Matrix, root: Path) -> dict[str, object]:
     plan = make_plan(m, Selection())
     planned = {a.id for a in plan.artifacts}
     records = {k: v for k, v in load_records(root).items() if k in planned}
-    resolved = resolve.load(root)
+    resolved = resolve.load(root, plan)
     smoked = [rec["smoke"]["at"] for rec in records.values() if rec.get("smoke")]
     wheel_files = [rec["file"] for rec in records.values() if rec.get("kind") == "wheel"]
     return {

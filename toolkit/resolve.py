@@ -195,7 +195,9 @@ def write(results: list[Result], root: Path) -> Path:
     return path
 
 
-def load(root: Path) -> list[Result]:
-    """The committed results (none before the first `toolkit resolve --write`)."""
+def load(root: Path, plan: Plan) -> list[Result]:
+    """The committed results for the targets ``plan`` still has (none before the first `resolve --write`)."""
     path = root / RESOLVED
-    return [Result(**r) for r in json.loads(path.read_text())] if path.exists() else []
+    planned = {(t.framework, t.platform, t.runtime_image) for t in targets(plan)}
+    found = [Result(**r) for r in json.loads(path.read_text())] if path.exists() else []
+    return [r for r in found if (r.framework, r.platform, r.runtime_image) in planned]
