@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 import requests
-from packaging.utils import parse_wheel_filename
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from pypi_simple import NoSuchProjectError, PyPISimple
 from uv import find_uv_bin
 
@@ -48,8 +49,8 @@ class Target:
     runtime_image: str
 
     @property
-    def key(self) -> str:
-        return f"{self.framework} {self.platform} {self.runtime_image}"
+    def key(self) -> tuple[str, str, str]:
+        return self.framework, self.platform, self.runtime_image
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -67,6 +68,11 @@ class Result:
     packages: int = 0
     pins: dict[str, str] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The target's key (framework, platform, runtime image)."""
+        return self.framework, self.platform, self.runtime_image
 
     def detail(self) -> str:
         """The reason, or what resolved: ``197 packages: torch==2.13.0 vllm==0.32.0``."""
@@ -134,8 +140,8 @@ def parse(returncode: int, stdout: str, stderr: str, requirements: tuple[str, ..
     """What ``uv pip compile`` said: the pins of the requirements (and torch), uv's reason, or UNKNOWN."""
     if returncode == 0:
         pins = dict(line.split("==", 1) for line in stdout.splitlines() if "==" in line)
-        return {"status": RESOLVES, "packages": len(pins),
-                "pins": {k: v for k, v in pins.items() if k in ("torch", *_names(requirements))}}
+        shown = {"torch", *(canonicalize_name(Requirement(r).name) for r in requirements)}  # uv's names are canonical
+        return {"status": RESOLVES, "packages": len(pins), "pins": {k: v for k, v in pins.items() if k in shown}}
     cause = re.search(r"cause: (.*?)(?:, we can conclude|\n\s*\n|$)", stderr, re.S)
     if "No solution found" in stderr and cause:
         reason = re.sub(r" and you require .*", "", " ".join(cause.group(1).split()).removeprefix("Because "))
@@ -163,10 +169,6 @@ def _offered(name: str, version: str, arch: str) -> str:
             f"on {', '.join(sorted({t.platform for t in ours}))}")
 
 
-def _names(requirements: tuple[str, ...]) -> list[str]:
-    return [re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() for r in requirements]
-
-
 def run(plan: Plan) -> list[Result]:
     """Resolve every target of ``plan``: each distinct question once, in parallel (a uv process that mostly
     waits on the index)."""
@@ -182,9 +184,8 @@ def run(plan: Plan) -> list[Result]:
 
 def blocked(plan: Plan, results: list[Result]) -> dict[str, str]:
     """Image artifact id -> why its framework cannot be installed on its platform."""
-    why = {(r.framework, r.platform, r.runtime_image): r.why() for r in results}
-    return {i.id: w for i in plan.images
-            if (w := why.get((i.framework, i.build.platform, i.runtime_image_public)))}
+    why = {r.key: r.why() for r in results}
+    return {i.id: w for i in plan.images if (w := why.get((i.framework, i.build.platform, i.runtime_image_public)))}
 
 
 def write(results: list[Result], root: Path) -> Path:
@@ -198,6 +199,6 @@ def write(results: list[Result], root: Path) -> Path:
 def load(root: Path, plan: Plan) -> list[Result]:
     """The committed results for the targets ``plan`` still has (none before the first `resolve --write`)."""
     path = root / RESOLVED
-    planned = {(t.framework, t.platform, t.runtime_image) for t in targets(plan)}
+    planned = {t.key for t in targets(plan)}
     found = [Result(**r) for r in json.loads(path.read_text())] if path.exists() else []
-    return [r for r in found if (r.framework, r.platform, r.runtime_image) in planned]
+    return [r for r in found if r.key in planned]
