@@ -109,7 +109,9 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
         resolved = side.submit(resolve.run, plan)
         if not build_wheels:
             render.check(m, root, for_build=True)
-        blocked = {**resolve.blocked(plan, resolved.result()), **asked.result()}
+        unreachable, uninstallable = asked.result(), resolve.blocked(plan, resolved.result())
+        blocked = {i: "; ".join(filter(None, (unreachable.get(i), uninstallable.get(i))))
+                   for i in {**unreachable, **uninstallable}}  # both reasons where a cell has both
     if blocked and not skip_unavailable:  # before the wheels: one message names everything
         raise preflight.refuse(m, plan, {**preflight.blocked(m, plan.wheels), **blocked})
     unbuilt = {}

@@ -63,3 +63,18 @@ def test_the_images_preflight_refuses_the_platform_and_builds_nothing(engine_up,
     assert code == 4 and "image:tms:cu130:aarch64: tms's requirements have no binary wheel" in err and WHY in err
     assert "image:tms:cu130:x86_64" not in err.split("cannot be built on this machine")[1]
     assert not (dist / "manifest.json").exists()
+
+
+def test_a_cell_with_an_unreachable_base_too_gets_both_reasons(engine_up, tms_matrix, tmp_path, capsys):
+    nowhere = "127.0.0.1:5000/nowhere/debian:bookworm-slim"  # a Debian bookworm runtime the registry lacks
+    tms_matrix.write_text(tms_matrix.read_text().replace('runtime-image = "debian:bookworm-slim"',
+                                                         f'runtime-image = "{nowhere}"'))
+    assert cli.main(["render", "--matrix", str(tms_matrix)]) == 0
+    code = cli.main(["images", "--matrix", str(tms_matrix), "--dist", str(tmp_path / "dist"), "--framework", "tms",
+                     "--cuda", "13.0"])
+    err = capsys.readouterr().err
+    lines = {line.split(": ", 2)[1].strip(): line for line in err.splitlines() if "image:tms:" in line}
+    assert code == 4 and f"base image {nowhere} (linux/arm64)" in lines["image:tms:cu130:aarch64"]
+    assert WHY in lines["image:tms:cu130:aarch64"]
+    assert f"base image {nowhere} (linux/amd64)" in lines["image:tms:cu130:x86_64"]
+    assert "binary wheel" not in lines["image:tms:cu130:x86_64"]
