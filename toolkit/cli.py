@@ -295,8 +295,8 @@ def cmd_images(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(records)
     elif records:
-        _print_built(records, ("artifact", "tag", "platform", "seconds", "digest"), lambda r: (
-            r["id"], r["platform_tag"], r["platform"], r["build_seconds"], r["digest"][:19]))
+        _print_built(records, ("artifact", "tag", "platform", "seconds", "MB", "digest"), lambda r: (
+            r["id"], r["platform_tag"], r["platform"], r["build_seconds"], r.get("size_mb", "-"), r["digest"][:19]))
     return 0
 
 

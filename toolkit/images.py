@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import re
 import shlex
 import tempfile
 import time
@@ -78,6 +79,37 @@ def platform_tag(image: ImageArtifact) -> str:
     return f"{image.tag}-{image.build.arch.docker}"
 
 
+LARGEST_LAYERS = 5
+
+
+def size(image: ImageArtifact) -> dict:
+    """The built image's size in the engine (uncompressed, as ``docker images`` shows it) and its largest
+    layers, each with the instruction that made it."""
+    found = docker.layers(platform_tag(image), platform=image.build.platform)
+    largest = sorted(found, key=lambda layer: layer[0], reverse=True)[:LARGEST_LAYERS]
+    return {"size_mb": round(sum(n for n, _ in found) / 1e6, 1),
+            "largest_layers": [{"mb": round(n / 1e6, 1), "instruction": _instruction(made_by)}
+                               for n, made_by in largest]}
+
+
+def _instruction(made_by: str) -> str:
+    """A layer's instruction on one line: BuildKit writes a RUN as ``RUN |N ARG=value … /bin/sh -c COMMAND``
+    (values may hold spaces), so the command is what follows the shell."""
+    _, shell, command = made_by.partition("/bin/sh -c ")
+    text = (f"RUN {command}" if shell else made_by).removesuffix(" # buildkit")
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def over_budget(m: Matrix, image: ImageArtifact, measured: dict) -> str | None:
+    """Why the image is too large for its framework's ``max-size-mb``, naming its largest layers; None if not."""
+    if not image.max_size_mb or measured["size_mb"] <= image.max_size_mb:
+        return None
+    layers = "; ".join(f"{layer['mb']} MB {layer['instruction']}" for layer in measured["largest_layers"])
+    return (f"{image.id}: the image is {measured['size_mb']} MB, over the {image.max_size_mb} MB limit of "
+            f"framework.{image.framework}.max-size-mb in {m.source}; largest layers: {layers}")
+
+
 def _run_build(argv: list[str], image: ImageArtifact, metadata: Path, log: Path,
                cache: bool) -> tuple[float, str, str, dict | None]:
     """Seconds, digest, start time, and the compiler cache's counters when the wheel-build stage ran."""
@@ -127,7 +159,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                                list(bases[image.id].values()))
         record = manifest.get(image.id)
         if not force and not dry_run and record.get("fingerprint") == fp and record.get("pushed", False) >= push \
-                and "provenance" in record:  # one recorded without provenance is built again
+                and {"provenance", "size_mb"} <= set(record):  # one recorded without them is built again
             step(f"{image.id}: up to date ({record['digest'][:19]})")
             records.append({"id": image.id, **record, "up_to_date": True})
         else:
@@ -159,21 +191,32 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
             # What the records need and the builds do not (git queries) is found while they run.
             inputs = {image.id: side.submit(provenance.inputs, m, image, root, mode=mode[image.id],
                                             base_images=bases[image.id]) for image, _ in todo}
+            too_large = []
             for future in concurrent.futures.as_completed(futures):
                 image = futures[future]
                 seconds, digest, started_at, compiled = future.result()
+                measured = size(image)
+                biggest = measured["largest_layers"][0]
+                step(f"{image.id}: {measured['size_mb']} MB in {seconds} s; largest layer {biggest['mb']} MB: "
+                     f"{biggest['instruction']}")
+                if problem := over_budget(m, image, measured):
+                    too_large.append(problem)  # not recorded: nothing may smoke-test or publish it
+                    continue
                 record = {"kind": "image", "tag": image.tag, "platform_tag": platform_tag(image),
                           "build_tag": build_tag(image) if push else "",
                           "fingerprint": prints[image.id],
                           "platform": image.build.platform, "digest": digest, "pushed": push,
                           "cuda": image.build.cuda, "framework": image.framework, "build_seconds": seconds,
                           "build_mode": mode[image.id], "build_started_at": started_at, "built_at": now(),
+                          **measured,
                           "wheels": [manifest.get(w).get("sha256") for w in image.wheels],
                           "provenance": inputs[image.id].result(),
                           # None: the wheel-build stage came from BuildKit's cache (nothing compiled)
                           "compiler_cache": compiled}
                 manifest.record(image.id, **record)
                 records.append({"id": image.id, **record})
+    if too_large:
+        raise BuildError("\n".join(sorted(too_large)))
     if push:
         join(plan, make_plan(m, Selection()), manifest, strict=False)
     return sorted(records, key=lambda r: r["id"])

@@ -275,6 +275,9 @@ class Framework:
     cuda: tuple[str, ...] = setting("cuda", "Supported CUDA versions (empty: all)", default=(),
                                     parse=_cuda_version, schema=_CUDA_VERSIONS)
     smoke: tuple[str, ...] = setting("smoke", "Smoke command, as an argv list (no shell)", default=(), text=True)
+    max_size_mb: int = setting("max-size-mb", "Largest image allowed, in MB as the engine stores it "
+                               "(uncompressed); a build over it fails, naming its largest layers; unset: no limit",
+                               default=0, parse=_positive, schema={"type": "integer", "minimum": 1})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

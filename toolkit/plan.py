@@ -82,6 +82,7 @@ class ImageArtifact:
     wheels: tuple[str, ...]
     module: str
     smoke: tuple[str, ...]
+    max_size_mb: int  # 0: no limit
     tag: str
     runtime_image: str
     runtime_image_public: str
@@ -199,7 +200,7 @@ def _image(m: Matrix, name: str, arch: str, version: str,
     return ImageArtifact(
         id=f"image:{name}:{cuda_tag(version)}:{arch}", framework=name,
         requirements=fw.requirements, wheels=contained, module=fw.module, smoke=fw.smoke,
-        tag=f"{m.publish.image_repository}/{name}:{m.project.version}-{cuda_tag(version)}",
+        max_size_mb=fw.max_size_mb, tag=f"{m.publish.image_repository}/{name}:{m.project.version}-{cuda_tag(version)}",
         runtime_image=m.image(line.runtime_image), runtime_image_public=line.runtime_image,
         build=_build(m, arch, version))
 

@@ -30,7 +30,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from uv import find_uv_bin
 from variantlib.constants import VARIANT_DIST_INFO_FILENAME
 
-from . import channels, console, provenance, sbom, settings, signing, smoke, stamp, tools
+from . import channels, console, images, provenance, sbom, settings, signing, smoke, stamp, tools
 from .console import step
 from .engine import credentials, docker
 from .engine.daemon import host_arch
@@ -96,7 +96,7 @@ def gates(m: Matrix, plan: Plan, whole: Plan, dist: Path, manifest: Manifest) ->
         elif isinstance(a, WheelArtifact):
             problems += _wheel_gates(a, dist / record["file"], record)
         else:
-            problems += _image_gates(a, record)
+            problems += _image_gates(m, a, record)
     return problems
 
 
@@ -123,9 +123,14 @@ def _wheel_gates(w: WheelArtifact, path: Path, record: dict) -> list[str]:
     return problems
 
 
-def _image_gates(image: ImageArtifact, record: dict) -> list[str]:
+def _image_gates(m: Matrix, image: ImageArtifact, record: dict) -> list[str]:
     repo, _, tag = image.tag.rpartition(":")
     problems = [] if repo and _OCI_TAG.match(tag) else [f"{image.id}: {image.tag!r} is not a valid OCI reference"]
+    if image.max_size_mb and "size_mb" not in record:
+        problems.append(f"{image.id}: built before builds measured their size, so its size budget is unchecked; "
+                        "build it again (--force)")
+    elif too_large := "size_mb" in record and images.over_budget(m, image, record):
+        problems.append(too_large)  # a budget lowered since the build
     if not record.get("pushed"):
         problems.append(f"{image.id}: built without --push, so no registry holds its digest; "
                         "run `toolkit images --push` first")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from . import cuda, hostinfo, render, settings, tools
+from . import cuda, hostinfo, render, sccache, settings, tools
 from .console import step
 from .engine import docker
 from .engine.daemon import host_arch
@@ -249,10 +249,17 @@ def _image_expectations(m: Matrix, image: ImageArtifact) -> tuple[str, str]:
     return (contained[0].package, contained[0].version) if contained else ("", "")
 
 
+# What the runtime stage must not carry: the devel stage's compilers and the build's caches.
+BUILD_LEFTOVERS = {"commands": ("cc", "c++", "gcc", "g++", "nvcc", "sccache"),
+                   "folders": ("/root/.cache/pip", "/root/.cache/uv", sccache.CACHE)}
+
+
 def _image_script(image: ImageArtifact, distribution: str) -> str:
-    probe = ("import importlib.metadata as md, os, platform; print(platform.machine()); "
+    probe = ("import importlib.metadata as md, os, platform, shutil; print(platform.machine()); "
              "print(os.environ.get('TORCH_CUDA_ARCH_LIST', '')); "
-             f"print(md.version({distribution!r}) if {bool(distribution)} else '')")
+             f"print(md.version({distribution!r}) if {bool(distribution)} else ''); "
+             f"print(' '.join([*filter(shutil.which, {BUILD_LEFTOVERS['commands']!r}), "
+             f"*(d for d in {BUILD_LEFTOVERS['folders']!r} if os.path.isdir(d) and os.listdir(d))]))")
     steps = [f"python -c {shlex.quote(probe)}"]
     if image.module:
         steps.append(f"python -c {shlex.quote(f'import {image.module}')}")
@@ -269,11 +276,13 @@ def _image_run(m: Matrix, image: ImageArtifact, record: dict, gpu: bool) -> Run:
             docker.pull(ref, platform=image.build.platform, cred=docker.registry_credential())
         out = docker.run(ref, ["sh", "-c", _image_script(image, distribution)], platform=image.build.platform,
                          **gpus)
-        machine, arch_list, found, *rest = [*out.splitlines(), "", "", ""]
+        machine, arch_list, found, leftovers, *rest = [*out.splitlines(), "", "", "", ""]
         problems = [f"{what}: got {got!r}, expected {want!r}" for what, got, want in (
             ("uname -m", machine, image.build.arch.value),
             ("TORCH_CUDA_ARCH_LIST", arch_list, image.build.torch_arch_list),
             (f"{distribution} version", found, version)) if got != want]
+        if leftovers:
+            problems.append(f"the runtime image carries build tools or caches: {leftovers}")
         result = FAIL if problems else PASS
         detail = "; ".join(problems) or " ".join(" ".join(rest).split())[-300:] or f"{distribution} {found}"
     except (CommandError, EngineError) as exc:

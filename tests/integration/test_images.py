@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -151,3 +152,54 @@ def test_image_smoke_checks_arch_arch_list_and_version(built_images, repo_matrix
     runs = [r for r in smoke.smoke(repo_matrix, plan, dist) if r.artifact.startswith("image:")]
     assert {(r.platform, r.result) for r in runs} == {("linux/amd64", "pass"), ("linux/arm64", "pass")}
     assert all('"version": "0.1.0+cu130"' in r.detail for r in runs)
+
+
+def test_records_carry_the_size_the_engine_reports_and_the_largest_layers(built_images):
+    _, records = built_images
+    for r in records.values():
+        repo = r["tag"].rsplit(":", 1)[0]
+        adapter.pull(f"{repo}@{r['digest']}", platform=r["platform"], cred=adapter.registry_credential())
+        engine_size = adapter.client().images.get(f"{repo}@{r['digest']}").attrs["Size"]
+        assert r["size_mb"] == round(engine_size / 1e6, 1)
+        layers = r["largest_layers"]
+        assert len(layers) == images.LARGEST_LAYERS
+        assert [x["mb"] for x in layers] == sorted((x["mb"] for x in layers), reverse=True)
+        # the runtime stage's install, written as its command, not BuildKit's "RUN |2 ARG=… /bin/sh -c"
+        assert any(x["instruction"].startswith("RUN pip install --no-cache-dir") for x in layers), layers
+        assert not any("/bin/sh -c" in x["instruction"] for x in layers)
+
+
+def test_a_size_budget_fails_the_build_naming_its_largest_layers(built_images, repo_matrix, request):
+    dist, records = built_images
+    fw = repo_matrix.framework["none"]
+    small = dataclasses.replace(repo_matrix, framework={**repo_matrix.framework,
+                                                        "none": dataclasses.replace(fw, max_size_mb=100)})
+    plan = make_plan(small, Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",)))
+    before = (dist / "manifest.json").read_text()
+    with pytest.raises(BuildError) as caught:
+        images.build(small, plan, request.config.rootpath, dist, force=True)
+    size = records["image:none:cu130:x86_64"]["size_mb"]
+    assert f"the image is {size} MB, over the 100 MB limit of framework.none.max-size-mb" in str(caught.value)
+    assert f"largest layers: {records['image:none:cu130:x86_64']['largest_layers'][0]['mb']} MB " in str(caught.value)
+    assert (dist / "manifest.json").read_text() == before  # nothing recorded for smoke or publish to take
+    roomy = dataclasses.replace(small, framework={**small.framework, "none": dataclasses.replace(fw, max_size_mb=1000)})
+    (record,) = images.build(roomy, make_plan(roomy, Selection(cuda=("13.0",), framework=("none",),
+                                                                  arch=("x86_64",))), request.config.rootpath, dist,
+                             push=True, force=True)
+    assert record["size_mb"] == size
+
+
+def test_image_smoke_fails_an_image_that_carries_compilers(built_images, repo_matrix, request, tmp_path):
+    """The devel stage (compilers, sccache) run as if it were the released image."""
+    from toolkit import smoke
+
+    dist, _ = built_images
+    (image,) = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",))).images
+    argv = images.build_command(repo_matrix, image, request.config.rootpath, dist, tmp_path / "meta.json",
+                                push=False, builder=None, target="devel")
+    tag = "toolkit-test/devel-stage:leftovers"
+    tools.run([f"--tag={tag}" if a.startswith("--tag=") else a for a in argv], quiet=True)
+    run = smoke._image_run(repo_matrix, image, {"platform_tag": tag, "pushed": False}, gpu=False)
+    assert run.result == "fail"
+    assert "the runtime image carries build tools or caches: " in run.detail, run.detail
+    assert "g++" in run.detail and "nvcc" in run.detail and "sccache" in run.detail, run.detail

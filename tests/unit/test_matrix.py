@@ -78,6 +78,8 @@ BAD = [
      "package.saxpy.path: 'examples' has no pyproject.toml"),
     ("negative max-size-mb", "[package.saxpy]", "[package.saxpy]\nmax-size-mb = -5",
      "package.saxpy.max-size-mb: must be a positive number of MB"),
+    ("an image budget of zero", "[framework.vllm]", "[framework.vllm]\nmax-size-mb = 0",
+     "framework.vllm.max-size-mb: must be a positive number of MB"),
     ("credentials in the index URL", "[mirror]", '[publish]\nindex-url = "https://ci:hunter2@pypi.example.org/"\n'
      "[mirror]", "publish.index-url: credentials do not belong in the matrix"),
     ("index URL without a scheme", "[mirror]", '[publish]\nindex-url = "pypi.example.org/legacy/"\n[mirror]',

@@ -259,6 +259,18 @@ def has_image(ref: str) -> bool:
     return True
 
 
+def layers(ref: str, *, platform: str) -> list[tuple[int, str]]:
+    """The layers of the image ``ref`` in the engine as (bytes, the instruction that made it), newest first;
+    pulled first when the engine lacks it (pushed from a remote builder)."""
+    if not has_image(ref):
+        pull(ref, platform=platform, cred=registry_credential())
+    try:
+        history = client().images.get(ref).history()
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"cannot read the layers of {ref}: {exc}") from None
+    return [(h["Size"], h.get("CreatedBy", "")) for h in history if h.get("Size")]
+
+
 def pull(ref: str, *, platform: str, cred: Credential | None = None) -> None:
     """Pull one platform of ``ref`` (with registry credentials when given)."""
     auth = {"username": cred.username, "password": cred.password} if cred else None
