@@ -262,10 +262,13 @@ def has_image(ref: str) -> bool:
 def layers(ref: str, *, platform: str) -> list[tuple[int, str]]:
     """The layers of the image ``ref`` in the engine as (bytes, the instruction that made it), newest first;
     pulled first when the engine lacks it (pushed from a remote builder)."""
-    if not has_image(ref):
-        pull(ref, platform=platform, cred=registry_credential())
     try:
-        history = client().images.get(ref).history()
+        try:
+            image = client().images.get(ref)
+        except docker.errors.ImageNotFound:
+            pull(ref, platform=platform, cred=registry_credential())
+            image = client().images.get(ref)
+        history = image.history()
     except docker.errors.DockerException as exc:
         raise EngineError(f"cannot read the layers of {ref}: {exc}") from None
     return [(h["Size"], h.get("CreatedBy", "")) for h in history if h.get("Size")]
