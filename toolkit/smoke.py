@@ -257,7 +257,9 @@ BUILD_LEFTOVERS = {"commands": ("cc", "c++", "gcc", "g++", "nvcc", "sccache"),
 def _image_script(image: ImageArtifact, distribution: str) -> str:
     probe = ("import importlib.metadata as md, os, platform, shutil; print(platform.machine()); "
              "print(os.environ.get('TORCH_CUDA_ARCH_LIST', '')); "
-             f"print(md.version({distribution!r}) if {bool(distribution)} else ''); "
+             # '' when absent: the version check says so, and the lines after it still come
+             f"print(next((d.version for d in md.distributions(name={distribution!r})), '') if {bool(distribution)} "
+             "else ''); "
              f"print(' '.join([*filter(shutil.which, {BUILD_LEFTOVERS['commands']!r}), "
              f"*(d for d in {BUILD_LEFTOVERS['folders']!r} if os.path.isdir(d) and os.listdir(d))]))")
     steps = [f"python -c {shlex.quote(probe)}"]

@@ -159,10 +159,10 @@ def test_records_carry_the_size_the_engine_reports_and_the_largest_layers(built_
     for r in records.values():
         repo = r["tag"].rsplit(":", 1)[0]
         adapter.pull(f"{repo}@{r['digest']}", platform=r["platform"], cred=adapter.registry_credential())
-        engine_size = adapter.client().images.get(f"{repo}@{r['digest']}").attrs["Size"]
-        assert r["size_mb"] == round(engine_size / 1e6, 1)
+        local = adapter.client().images.get(f"{repo}@{r['digest']}")
+        assert r["size_mb"] == round(local.attrs["Size"] / 1e6, 1)
         layers = r["largest_layers"]
-        assert len(layers) == images.LARGEST_LAYERS
+        assert len(layers) == min(images.LARGEST_LAYERS, len([h for h in local.history() if h["Size"]]))
         assert [x["mb"] for x in layers] == sorted((x["mb"] for x in layers), reverse=True)
         # the runtime stage's install, written as its command, not BuildKit's "RUN |2 ARG=… /bin/sh -c"
         assert any(x["instruction"].startswith("RUN pip install --no-cache-dir") for x in layers), layers
@@ -199,7 +199,8 @@ def test_image_smoke_fails_an_image_that_carries_compilers(built_images, repo_ma
                                 push=False, builder=None, target="devel")
     tag = "toolkit-test/devel-stage:leftovers"
     tools.run([f"--tag={tag}" if a.startswith("--tag=") else a for a in argv], quiet=True)
-    run = smoke._image_run(repo_matrix, image, {"platform_tag": tag, "pushed": False}, gpu=False)
-    assert run.result == "fail"
+    probe_only = dataclasses.replace(image, module="", smoke=())  # the stage has no saxpy to import
+    run = smoke._image_run(repo_matrix, probe_only, {"platform_tag": tag, "pushed": False}, gpu=False)
+    assert run.result == smoke.FAIL
     assert "the runtime image carries build tools or caches: " in run.detail, run.detail
     assert "g++" in run.detail and "nvcc" in run.detail and "sccache" in run.detail, run.detail
