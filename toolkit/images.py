@@ -196,9 +196,9 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                 image = futures[future]
                 seconds, digest, started_at, compiled = future.result()
                 measured = size(image)
-                biggest = measured["largest_layers"][0]
-                step(f"{image.id}: {measured['size_mb']} MB in {seconds} s; largest layer {biggest['mb']} MB: "
-                     f"{biggest['instruction']}")
+                biggest = "".join(f"; largest layer {layer['mb']} MB: {layer['instruction']}"
+                                  for layer in measured["largest_layers"][:1])  # none in an empty image
+                step(f"{image.id}: {measured['size_mb']} MB in {seconds} s{biggest}")
                 if problem := over_budget(m, image, measured):
                     too_large.append(problem)  # not recorded: nothing may smoke-test or publish it
                     continue
