@@ -36,3 +36,20 @@ def test_the_budget_names_the_file_key_and_largest_layers():
     assert why == (f"image:vllm:cu130:x86_64: the image is 9000.5 MB, over the 9000 MB limit of "
                    f"framework.vllm.max-size-mb in {repo_matrix.source}; largest layers: 7000.0 MB RUN pip "
                    "install …; 1500.2 MB COPY a b")
+
+
+def test_publish_refuses_an_image_over_its_budget_or_never_measured():
+    from toolkit import publish
+
+    repo_matrix = load_matrix(Path("matrix.toml"))
+    (image,) = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",))).images
+    record = {"pushed": True, "provenance": {}, "size_mb": 193.2,
+              "largest_layers": [{"mb": 116.7, "instruction": "ADD rootfs.tar /"}]}
+    assert publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=400), record) == []
+    lowered = publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=150), record)
+    assert lowered == [images.over_budget(repo_matrix, dataclasses.replace(image, max_size_mb=150), record)]
+    unmeasured = {k: v for k, v in record.items() if k not in ("size_mb", "largest_layers")}
+    assert publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=400), unmeasured) == [
+        "image:none:cu130:x86_64: built before builds measured their size, so its size budget is unchecked; "
+        "build it again (--force)"]
+    assert publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=0), unmeasured) == []
