@@ -58,7 +58,7 @@ def _summary(m: Matrix, plan: Plan, dist: Path, seconds: float) -> str:
         r = records.get(a.id, {})
         runs = (r.get("smoke") or {}).get("runs", [])
         result = ", ".join(sorted({x["result"] for x in runs})) or "-"
-        size = f"{r['size'] / 1e6:.1f} MB" if "size" in r else "-"
+        size = f"{r['size'] / 1e6:.1f} MB" if "size" in r else f"{r['size_mb']} MB" if "size_mb" in r else "-"
         ident = identity(r)[1][:19] or "-"
         rows.append((a.id, a.build.platform, size, ident, result, published_to(r) or "-"))
     return "\n".join([

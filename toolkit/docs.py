@@ -107,9 +107,9 @@ def _artifact_rows(plan: Plan, records: dict[str, dict], resolved: list[resolve.
             continue
         built = record.get("file") or record.get("platform_tag", "")
         ident = identity(record)[1][:19]
-        runs = (record.get("smoke") or {}).get("runs", [])
+        runs = smoke_runs(record)  # not those of an earlier build of the artifact
         results = ", ".join(f"{r['python']}: {r['result']}" for r in runs) if runs else "untested"
-        if runs and not _passes(record) and all(r["result"] != "pass" for r in runs):
+        if runs and not _passes(record):
             results += " (no pass)"
         rows.append([f"`{artifact.id}`", artifact.build.platform, f"`{built}` ({ident})",
                      record.get("build_mode", "-"), results])

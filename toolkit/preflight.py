@@ -24,7 +24,7 @@ def blocked(m: Matrix, artifacts: Iterable[Artifact]) -> dict[str, str]:
 
     def platforms(ref: str, timeout: float | None = None) -> list[str]:
         if ref not in held:
-            held[ref] = docker.platforms_of(ref, **({"timeout": timeout} if timeout else {})) or []
+            held[ref] = (docker.platforms_of(ref, timeout) if timeout else docker.platforms_of(ref, base=True)) or []
         return held[ref]
 
     out = {}

@@ -224,6 +224,27 @@ def test_adding_a_platform_keeps_those_the_tag_has(engine_up, tmp_path):
     assert not adapter.ensure_image(image, ["linux/amd64", "linux/arm64"], dockerfile=dockerfile, dry_run=False)
 
 
+def test_the_registry_read_directly_answers_as_the_engine_does(engine_up, registry_cred, tmp_path):
+    """A multi-platform tag of the registry this run logged into is read with one GET; its digest and
+    platforms are those the engine reports. A tag the registry lacks is absent either way."""
+    engine.login(load_matrix(REPO_ROOT / "matrix.toml"), engine_up)
+    (tmp_path / "hello").write_text("hello\n")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM scratch\nCOPY hello /hello\n")
+    image = f"127.0.0.1:5000/gpu-toolkit/index-test:{time.time_ns()}"
+    adapter.ensure_image(image, ["linux/amd64", "linux/arm64"], dockerfile=dockerfile, dry_run=False)
+    engine_answer = docker.APIClient().inspect_distribution(
+        image, auth_config={"username": registry_cred.username, "password": registry_cred.password})
+    direct = adapter._index(image, registry_cred, 60)
+    assert direct is not None, "a manifest list is read from the registry, not asked of the engine"
+    assert direct["Descriptor"]["digest"] == engine_answer["Descriptor"]["digest"]
+    assert sorted(adapter.platforms_of(image)) == ["linux/amd64", "linux/arm64"]
+    assert sorted((p["os"], p["architecture"]) for p in direct["Platforms"]) == sorted(
+        (p["os"], p["architecture"]) for p in engine_answer["Platforms"])
+    assert adapter._index(image + "-absent", registry_cred, 60) is None
+    assert adapter.platforms_of(image + "-absent") is None
+
+
 def test_bootstrapping_a_platform_keeps_those_the_tag_has(engine_up):
     """A plan that needs fewer platforms than the mirror tag holds must not drop the others from it."""
     from toolkit.engine import baseimages

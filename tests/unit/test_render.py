@@ -121,6 +121,19 @@ def test_a_gpu_result_counts_only_for_the_file_it_tested(tmp_path):
     assert docs.gpu_runs(tmp_path, {"wheel:x:cu130:x86_64": {"sha256": "rebuilt"}}) == []
 
 
+def test_an_artifact_rebuilt_since_its_smoke_test_shows_untested(small):
+    plan = make_plan(small)
+    image = plan.images[0]
+    run = {"python": "-", "result": "pass"}
+    tested = {"kind": "image", "platform_tag": "t", "digest": "sha256:new", "smoke": {"digest": "sha256:new",
+                                                                                       "runs": [run]}}
+    rebuilt = {**tested, "smoke": {**tested["smoke"], "digest": "sha256:old"}}
+    row = {r[0]: r[-1] for r in docs._artifact_rows(plan, {image.id: tested}, [])}
+    assert row[f"`{image.id}`"] == "-: pass"
+    row = {r[0]: r[-1] for r in docs._artifact_rows(plan, {image.id: rebuilt}, [])}
+    assert row[f"`{image.id}`"] == "untested"
+
+
 def test_a_line_with_a_torch_unpacks_it_for_each_target_and_keeps_its_libraries_out_of_wheels(small_matrix,
                                                                                            write_matrix):
     plain = {o.path: o.text for o in render.outputs(matrix.load_matrix(write_matrix()))}

@@ -76,14 +76,19 @@ def ensure(state: Path, image: BaseImage) -> Status:
         if image.platforms <= public:
             step(f"copying {image.public} to {image.resolved}")
             docker.imagetools_create(image.resolved, [image.public])
-            return status(image)
+            return _written(image)
         if image.suite:
             _bootstrap(state, image)
-            return status(image)
+            return _written(image)
     return dataclasses.replace(current, detail=(
         f"{current.detail}: {image.public} is not reachable"
         + ("" if image.resolved != image.public else " and [mirror] names no copy")
         + ("" if image.suite else ", and [bootstrap] has no recipe for it")))
+
+
+def _written(image: BaseImage) -> Status:
+    docker.base_image.cache_clear()  # an answer this run was given for it before the copy is stale
+    return status(image)
 
 
 def _bootstrap(state: Path, image: BaseImage) -> None:
