@@ -119,8 +119,8 @@ target "vllm-cu130" {
     BUILD_IMAGE = "debian:bookworm-slim"
     CMAKE_CUDA_ARCHITECTURES = "75-real;80-real;86-real;89-real;90a-real;100-real;120"
     CUDA_REQUIREMENTS = "nvidia-cuda-nvcc==13.0.* nvidia-cuda-crt==13.0.* nvidia-cuda-runtime==13.0.* nvidia-cuda-cccl==13.0.* nvidia-nvvm==13.0.*"
-    LOCAL_WHEELS = ""
-    REQUIREMENTS = "vllm==0.32.0"
+    LOCAL_WHEELS = "vllm-0.32.0+gpu.toolkit-*"
+    REQUIREMENTS = "vllm==0.32.0+gpu.toolkit"
     RUNTIME_IMAGE = "debian:bookworm-slim"
     TORCH_CUDA_ARCH_LIST = "7.5;8.0;8.6;8.9;9.0a;10.0;12.0+PTX"
   }

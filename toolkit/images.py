@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import fingerprint, preflight, provenance, render, resolve, sccache, settings, tools, wheels
+from . import fingerprint, patches, preflight, provenance, render, resolve, sccache, settings, tools, wheels
 from .console import step, task
 from .engine import docker
 from .engine.daemon import host_arch
@@ -152,11 +152,14 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                                                                   skip_unavailable=skip_unavailable, cache=cache)
                    if "not_built" in r}
     manifest = Manifest(dist / "manifest.json")
+    patched = {image.id: patches.make(m, image, root, dist) for image in plan.images
+               if image.patches and image.id not in blocked and not dry_run}
     records, todo, bases = [], [], {}
     for image in plan.images:
         bases[image.id] = {ref: docker.manifest_digest(ref) for ref in (image.build.build_image, image.runtime_image)}
-        fp = fingerprint.image(image, root, [manifest.get(w).get("sha256", "") for w in image.wheels],
-                               list(bases[image.id].values()))
+        contained = [manifest.get(w).get("sha256", "") for w in image.wheels] + \
+            [patched[image.id]["sha256"]] * (image.id in patched)
+        fp = fingerprint.image(image, root, contained, list(bases[image.id].values()))
         record = manifest.get(image.id)
         if not force and not dry_run and record.get("fingerprint") == fp and record.get("pushed", False) >= push \
                 and {"provenance", "size_mb"} <= set(record):  # one recorded without them is built again
@@ -210,6 +213,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
                           "build_mode": mode[image.id], "build_started_at": started_at, "built_at": now(),
                           **measured,
                           "wheels": [manifest.get(w).get("sha256") for w in image.wheels],
+                          **({"patched_wheel": patched[image.id]} if image.id in patched else {}),
                           "provenance": inputs[image.id].result(),
                           # None: the wheel-build stage came from BuildKit's cache (nothing compiled)
                           "compiler_cache": compiled}

@@ -278,6 +278,10 @@ class Framework:
     max_size_mb: int = setting("max-size-mb", "Largest image allowed, in MB as the engine stores it "
                                "(uncompressed); a build over it fails, naming its largest layers; unset: no limit",
                                default=0, parse=_positive, schema={"type": "integer", "minimum": 1})
+    patches: tuple[str, ...] = setting("patches", "Patch files (unified diffs, -p1; relative to matrix.toml) "
+                                       "applied to the wheel of the first requirement, which must pin one "
+                                       "version: the image installs it as that version + the project's name "
+                                       "as a local label", default=())
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -385,6 +389,15 @@ class Matrix:
         """The name to pull for a public image name, after the mirror map."""
         return self.mirror.get(public, public)
 
+    def patched(self, framework: str) -> str:
+        """The requirement a framework's patched wheel is installed by (``vllm==0.32.0+gpu.toolkit``: its
+        first requirement's pin with the project's name as a local label), or '' without patches."""
+        fw = self.framework[framework]
+        if not fw.patches:
+            return ""
+        req = Requirement(fw.requirements[0])
+        return f"{req.name}=={Version(f'{_pin(req)}+{self.project.name}')}"
+
 
 def schema() -> dict:
     """The JSON Schema of matrix.toml, generated from the model."""
@@ -431,7 +444,7 @@ def _check(m: Matrix, root: Path, problems: Problems) -> None:
     for version, line in _loaded(m.cuda):
         _check_cuda_line(version, line, problems)
     for name, fw in _loaded(m.framework):
-        _check_framework(m, name, fw, problems)
+        _check_framework(m, root, name, fw, problems)
     for name, pkg in _loaded(m.package):
         _check_package(root, name, pkg, problems)
         _check_torch(m, name, pkg, problems)
@@ -469,8 +482,31 @@ def _check_unique(values: tuple, where: str, problems: Problems) -> None:
             problems.add(f"{where}[{i}]", f"{shown!r} is listed twice (first at [{values.index(value)}])")
 
 
-def _check_framework(m: Matrix, name: str, fw: Framework, problems: Problems) -> None:
+def _pin(req: Requirement) -> str:
+    """The one version ``req`` pins (``==0.32.0``), else ''."""
+    specs = list(req.specifier)
+    return specs[0].version if len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version \
+        and not Version(specs[0].version).local else ""
+
+
+def _check_patches(root: Path, where: str, fw: Framework, problems: Problems) -> None:
+    if not fw.patches:
+        return
+    if not fw.requirements or not _pin(Requirement(fw.requirements[0])):
+        problems.add(f"{where}.patches", "patches apply to the wheel of the first requirement, which must pin "
+                     f"one version without a local label (e.g. vllm==0.32.0); got "
+                     f"{fw.requirements[0] if fw.requirements else 'no requirements'!r}")
+    for i, patch in enumerate(fw.patches):
+        path = Path(os.path.normpath(root / patch))
+        if not path.is_relative_to(root):
+            problems.add(f"{where}.patches[{i}]", f"{patch!r} leaves {root}: patches live in the project")
+        elif not path.is_file():
+            problems.add(f"{where}.patches[{i}]", f"{patch!r} does not exist (relative to {root})")
+
+
+def _check_framework(m: Matrix, root: Path, name: str, fw: Framework, problems: Problems) -> None:
     where = key_path("framework", name)
+    _check_patches(root, where, fw, problems)
     if not _NAME_COMPONENT.match(name):
         problems.add(where, "a framework name becomes an image name: lower-case letters, digits and "
                      "single . _ - between them (e.g. vllm, tensorrt-llm)")
@@ -480,7 +516,7 @@ def _check_framework(m: Matrix, name: str, fw: Framework, problems: Problems) ->
         if wheel not in m.package:
             problems.add(f"{where}.wheels[{i}]", f"{wheel!r} is not a [package] table"
                          + suggest(wheel, m.package) + f"; allowed: {allowed_list(m.package)}")
-    for key in ("arch", "cuda", "wheels"):
+    for key in ("arch", "cuda", "wheels", "patches"):
         _check_unique(getattr(fw, key), f"{where}.{key}", problems)
 
 

@@ -83,6 +83,8 @@ class ImageArtifact:
     module: str
     smoke: tuple[str, ...]
     max_size_mb: int  # 0: no limit
+    patches: tuple[str, ...]  # applied to the wheel of the first requirement (toolkit.patches)
+    patched: str  # the requirement that installs the patched wheel, '' without patches
     tag: str
     runtime_image: str
     runtime_image_public: str
@@ -200,7 +202,8 @@ def _image(m: Matrix, name: str, arch: str, version: str,
     return ImageArtifact(
         id=f"image:{name}:{cuda_tag(version)}:{arch}", framework=name,
         requirements=fw.requirements, wheels=contained, module=fw.module, smoke=fw.smoke,
-        max_size_mb=fw.max_size_mb, tag=f"{m.publish.image_repository}/{name}:{m.project.version}-{cuda_tag(version)}",
+        max_size_mb=fw.max_size_mb, patches=fw.patches, patched=m.patched(name),
+        tag=f"{m.publish.image_repository}/{name}:{m.project.version}-{cuda_tag(version)}",
         runtime_image=m.image(line.runtime_image), runtime_image_public=line.runtime_image,
         build=_build(m, arch, version))
 

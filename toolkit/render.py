@@ -19,6 +19,7 @@ import shlex
 from pathlib import Path
 
 import jinja2
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from . import cuda, docs, sccache, workflows
@@ -127,7 +128,17 @@ def image_dockerfile(framework: str) -> str:
 def local_wheel_patterns(m: Matrix, framework: str, version: str) -> list[str]:
     """File patterns (without the arch suffix) of this matrix's wheels an image installs."""
     label = m.cuda[version].local_version
-    return [f"{name}-{m.project.version}{'+' + label if label else ''}-*" for name in m.framework[framework].wheels]
+    own = [f"{name}-{m.project.version}{'+' + label if label else ''}-*" for name in m.framework[framework].wheels]
+    if patched := m.patched(framework):  # the framework's wheel with the project's patches (toolkit.patches)
+        name, version = patched.split("==")
+        own.append(f"{canonicalize_name(name).replace('-', '_')}-{version}-*")
+    return own
+
+
+def _installed(m: Matrix, framework: str) -> tuple[str, ...]:
+    """The requirements an image installs: the first one as its patched wheel when the framework has patches."""
+    requirements = m.framework[framework].requirements
+    return (m.patched(framework), *requirements[1:]) if m.patched(framework) else requirements
 
 
 def image_build_args(m: Matrix, framework: str, version: str) -> dict[str, str]:
@@ -137,7 +148,7 @@ def image_build_args(m: Matrix, framework: str, version: str) -> dict[str, str]:
             "CUDA_REQUIREMENTS": " ".join(line.toolchain_requirements),
             "TORCH_CUDA_ARCH_LIST": cuda.torch_arch_list(line.archs),
             "CMAKE_CUDA_ARCHITECTURES": cuda.cmake_architectures(line.archs),
-            "REQUIREMENTS": " ".join(m.framework[framework].requirements),
+            "REQUIREMENTS": " ".join(_installed(m, framework)),
             "LOCAL_WHEELS": " ".join(local_wheel_patterns(m, framework, version))}
 
 

@@ -46,6 +46,12 @@ def variant(wheel: Path, version: str, label: str, properties: list[str], out: P
                     extra={VARIANT_DIST_INFO_FILENAME: info.encode()})
 
 
+def patched(wheel: Path, version: str, files: dict[str, bytes], out: Path) -> Path:
+    """``wheel`` as ``version`` with ``files`` (path in the wheel -> new bytes) replaced or added, written into
+    ``out``; only those files and the dist-info may differ from the original (checked)."""
+    return _rewrite(wheel, out, version=version, suffix="", extra={}, replace=files)
+
+
 def base(filename: str) -> str:
     """The wheel file name without its variant label (``…_x86_64-cu130.whl`` → ``…_x86_64.whl``), which
     ``packaging`` parses."""
@@ -63,7 +69,9 @@ def content_changes(original: Path, copy: Path) -> list[str]:
     return sorted(name for name in a.keys() | b.keys() if a.get(name) != b.get(name))
 
 
-def _rewrite(wheel: Path, out: Path, *, version: str, suffix: str, extra: dict[str, bytes]) -> Path:
+def _rewrite(wheel: Path, out: Path, *, version: str, suffix: str, extra: dict[str, bytes],
+             replace: dict[str, bytes] | None = None) -> Path:
+    replace = replace or {}
     name = parse_wheel_filename(wheel.name)[0]
     new = Version(version)
     dist = name.replace("-", "_")
@@ -72,23 +80,29 @@ def _rewrite(wheel: Path, out: Path, *, version: str, suffix: str, extra: dict[s
     with WheelFile(wheel) as src:
         old_info, new_info = src.dist_info_path, f"{dist}-{new}.dist-info"
         record = src.getinfo(src.record_path)
+        names = set(src.namelist())
+        # read before the copy: writing an entry into dst moves its ZipInfo's offsets
+        meant = sorted(name for name, data in replace.items() if name not in names or src.read(name) != data)
         with _source_date(record.date_time), WheelFile(target, "w") as dst:
             for info in src.infolist():
                 if info.filename == src.record_path:
                     continue
                 folder = info.filename.endswith("/")
-                data = b"" if folder else src.read(info)
+                data = b"" if folder else replace[info.filename] if info.filename in replace else src.read(info)
                 if info.filename == f"{old_info}/METADATA":
                     data = _VERSION_LINE.sub(f"Version: {new}".encode(), data, count=1)
                 info.filename = info.filename.replace(old_info, new_info, 1)
                 # folder entries are kept as they were, outside RECORD
                 (zipfile.ZipFile.writestr if folder else WheelFile.writestr)(dst, info, data)
-            for filename, data in extra.items():
-                dated = zipfile.ZipInfo(f"{new_info}/{filename}", date_time=record.date_time)
+            added = {**{f"{new_info}/{name}": data for name, data in extra.items()},
+                     **{name: data for name, data in replace.items() if name not in names}}
+            for filename, data in added.items():
+                dated = zipfile.ZipInfo(filename, date_time=record.date_time)
                 dated.external_attr, dated.compress_type = record.external_attr, record.compress_type
                 dst.writestr(dated, data)
-    if content_changes(wheel, target):
-        raise BuildError(f"{target.name}: more than the metadata of {wheel.name} changed")
+    if (changed := content_changes(wheel, target)) != meant:
+        raise BuildError(f"{target.name}: the files of {wheel.name} that changed ({', '.join(changed) or 'none'}) "
+                         f"are not those meant to ({', '.join(meant) or 'only its metadata'})")
     return target
 
 

@@ -18,7 +18,7 @@ GENERATED = ["container/Dockerfile.none", "container/cibuildwheel-cu130.toml", "
 def repo_copy(request, tmp_path):
     root = tmp_path / "repo"
     root.mkdir()
-    for name in ("matrix.toml", "container", ".github", "docs", "examples"):
+    for name in ("matrix.toml", "container", ".github", "docs", "examples", "patches"):
         source = request.config.rootpath / name
         (shutil.copytree if source.is_dir() else shutil.copyfile)(source, root / name)
     return root

@@ -193,7 +193,8 @@ def test_a_second_engine_reuses_docker_and_down_stops_only_its_own(engine_up, tm
     text = text.replace("127.0.0.1:5000/gpu-toolkit", "127.0.0.1:5055/gpu-toolkit")
     text = text.replace("http://127.0.0.1:8081/", "http://127.0.0.1:8091/")
     (tmp_path / "matrix.toml").write_text(text)
-    (tmp_path / "examples").symlink_to(Path(request.config.rootpath) / "examples")
+    for name in ("examples", "patches"):
+        (tmp_path / name).symlink_to(Path(request.config.rootpath) / name)
     state = tmp_path / "state"
     m = load_matrix(tmp_path / "matrix.toml")
     plan = make_plan(m, Selection(cuda=("13.0",), arch=("x86_64",)))

@@ -19,7 +19,8 @@ IMAGE = "image:none:cu130:x86_64"
 
 def test_only_what_a_change_affects_is_rebuilt(engine_up, tmp_path, request):
     root = tmp_path / "repo"
-    shutil.copytree(request.config.rootpath / "examples", root / "examples")
+    for name in ("examples", "patches"):
+        shutil.copytree(request.config.rootpath / name, root / name)
     shutil.copy(request.config.rootpath / "matrix.toml", root / "matrix.toml")
     dist = tmp_path / "dist"
 

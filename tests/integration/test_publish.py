@@ -53,7 +53,7 @@ def fresh_index(engine_up, registry_cred, request, tmp_path_factory):
                         f'image-repository = "127.0.0.1:5000/p{uuid.uuid4().hex[:8]}"')
     (root / "matrix.toml").write_text(text.replace("http://127.0.0.1:8081/", f"http://127.0.0.1:{INDEX_PORT}/")
                                       + f'channel-url = "http://127.0.0.1:{CHANNEL_PORT}/"\n')
-    for name in ("container", "examples"):
+    for name in ("container", "examples", "patches"):
         (root / name).symlink_to(request.config.rootpath / name)
     state = root / "state"
     env = {settings.REGISTRY_USER_ENV: registry_cred.username, settings.REGISTRY_PASSWORD_ENV: registry_cred.password}
@@ -459,7 +459,7 @@ def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh
     assert publish.verify(m) == []
     # a user's check: verify-release, with the project's key, then with a key that signed nothing of it
     (tmp_path / "matrix.toml").write_text(m.source.read_text().replace('version = "0.1.0"', 'version = "0.6.0"'))
-    for name in ("container", "examples"):
+    for name in ("container", "examples", "patches"):
         (tmp_path / name).symlink_to(m.source.parent / name)
     key = signing.public_key(settings.state_dir())
     capsys.readouterr()
@@ -501,7 +501,8 @@ def test_ctrl_c_mid_publish_says_what_was_sent_and_a_rerun_finishes(release, fau
         "127.0.0.1:5000/gpu-toolkit", m.publish.image_repository).replace(
         'index-url = "http://127.0.0.1:8081/"',
         f'index-url = "{fault_proxy}"\nchannel-url = "http://127.0.0.1:{CHANNEL_PORT}/"')
-    (tmp_path / "examples").symlink_to(REPO / "examples")
+    for name in ("examples", "patches"):
+        (tmp_path / name).symlink_to(REPO / name)
     (tmp_path / "matrix.toml").write_text(text)
     proc = subprocess.Popen([sys.executable, "-m", "toolkit", "publish", "--matrix", str(tmp_path / "matrix.toml"),
                              "--dist", str(dist), "--yes"], stderr=subprocess.PIPE, text=True, start_new_session=True)

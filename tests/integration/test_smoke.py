@@ -98,7 +98,7 @@ def test_wheels_are_smoked_where_no_image_was_built(built_wheels, tmp_path, requ
     out = capsys.readouterr().out
     assert re.search(r"wheel:saxpy:cu130:x86_64 .* 3\.11 .* container .* pass", out)
     assert re.search(r"image:none:cu130:x86_64 .* untested", out)
-    for name in ("container", "examples"):
+    for name in ("container", "examples", "patches"):
         (tmp_path / name).symlink_to(root / name)
     text = wheels_only('"3.10", "3.11", "3.12", "3.13"')
     (tmp_path / "matrix.toml").write_text(text)

@@ -47,7 +47,8 @@ def test_audit_lists_exactly_the_matrix_archs(built_wheels, repo_matrix, capsys)
 
 def test_a_wheel_missing_an_arch_fails_the_audit(engine_up, repo_matrix, tmp_path, request, capsys):
     root = tmp_path / "repo"
-    shutil.copytree(request.config.rootpath / "examples", root / "examples")
+    for name in ("examples", "patches"):
+        shutil.copytree(request.config.rootpath / name, root / name)
     text = (request.config.rootpath / "matrix.toml").read_text()
     (root / "matrix.toml").write_text(text.replace('archs = "7.5 8.0 8.6 8.9', 'archs = "7.5 8.0 8.9'))
     narrowed = load_matrix(root / "matrix.toml")
@@ -66,7 +67,8 @@ def test_a_wheel_missing_an_arch_fails_the_audit(engine_up, repo_matrix, tmp_pat
 def test_a_project_with_a_static_version_gets_each_line_s_label(engine_up, repo_matrix, tmp_path, request):
     """An outside project that does not read TOOLKIT_LOCAL_VERSION: its wheel is stamped with the line's label."""
     root = tmp_path / "repo"
-    shutil.copytree(request.config.rootpath / "examples", root / "examples")
+    for name in ("examples", "patches"):
+        shutil.copytree(request.config.rootpath / name, root / name)
     (root / "matrix.toml").write_text((request.config.rootpath / "matrix.toml").read_text())
     project = root / "examples" / "saxpy" / "pyproject.toml"
     text = project.read_text().replace('dynamic = ["version"]', 'version = "0.1.0"')
@@ -115,7 +117,8 @@ def test_cross_builds_with_emulation_off_and_matches_the_emulated_wheel(built_wh
 def _floor_project(tmp_path: Path, rootpath: Path, glibc: str) -> Path:
     """The demo with its CUDA 13.0 line's host code linked against Debian bullseye's C library (glibc 2.31)."""
     root = tmp_path / f"floor-{glibc}"
-    shutil.copytree(rootpath / "examples", root / "examples")
+    for name in ("examples", "patches"):
+        shutil.copytree(rootpath / name, root / name)
     image, mirror = "debian:bullseye-slim", "127.0.0.1:5000/mirror/debian:bullseye-slim"
     text = (rootpath / "matrix.toml").read_text().replace(
         'local-version = "cu130"', f'local-version = "cu130"\nglibc = "{glibc}"\nsysroot-image = "{image}"')

@@ -80,6 +80,11 @@ BAD = [
      "package.saxpy.max-size-mb: must be a positive number of MB"),
     ("an image budget of zero", "[framework.vllm]", "[framework.vllm]\nmax-size-mb = 0",
      "framework.vllm.max-size-mb: must be a positive number of MB"),
+    ("a patch file that is not there", "[framework.vllm]", '[framework.vllm]\npatches = ["patches/gone.patch"]',
+     "framework.vllm.patches[0]: 'patches/gone.patch' does not exist"),
+    ("patches for a requirement without one pinned version", 'requirements = ["vllm==0.32.0"]',
+     'requirements = ["vllm>=0.32"]\npatches = ["examples/saxpy/pyproject.toml"]',
+     "framework.vllm.patches: patches apply to the wheel of the first requirement, which must pin one version"),
     ("credentials in the index URL", "[mirror]", '[publish]\nindex-url = "https://ci:hunter2@pypi.example.org/"\n'
      "[mirror]", "publish.index-url: credentials do not belong in the matrix"),
     ("index URL without a scheme", "[mirror]", '[publish]\nindex-url = "pypi.example.org/legacy/"\n[mirror]',
