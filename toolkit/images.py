@@ -158,7 +158,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     for image in plan.images:
         bases[image.id] = {ref: docker.manifest_digest(ref) for ref in (image.build.build_image, image.runtime_image)}
         contained = [manifest.get(w).get("sha256", "") for w in image.wheels] + \
-            [patched[image.id]["sha256"]] * (image.id in patched)
+            ([patched[image.id]["sha256"]] if image.id in patched else [])
         fp = fingerprint.image(image, root, contained, list(bases[image.id].values()))
         record = manifest.get(image.id)
         if not force and not dry_run and record.get("fingerprint") == fp and record.get("pushed", False) >= push \
