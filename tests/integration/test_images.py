@@ -134,14 +134,16 @@ def test_dry_run_prints_commands_and_builds_nothing(repo_matrix, request, tmp_pa
 
 @pytest.mark.slow
 def test_vllm_image_has_the_version_the_matrix_asks_for(engine_up, repo_matrix, request, tmp_path):
-    """`nox -s images -- --framework vllm --arch x86_64`: a real vLLM from its pip requirement."""
+    """`nox -s images -- --framework vllm --arch x86_64`: a real vLLM from its pip requirement, its wheel with
+    the project's patch (0.32.0+gpu.toolkit), which both the module and the installed distribution report."""
     plan = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("vllm",), arch=("x86_64",)))
     (record,) = images.build(repo_matrix, plan, request.config.rootpath, tmp_path)
     print(f"vllm image: {record['build_seconds']} s")
-    wanted = repo_matrix.framework["vllm"].requirements[0].split("==")[1]
-    out = adapter.run(record["platform_tag"], ["python", "-c", "import vllm; print(vllm.__version__)"],
-                      platform="linux/amd64")
-    assert out.strip().splitlines()[-1] == wanted
+    wanted = repo_matrix.patched("vllm").split("==")[1]
+    assert record["patched_wheel"]["changed"] == ["vllm/_version.py"]
+    out = adapter.run(record["platform_tag"], ["python", "-c", "import importlib.metadata as md, vllm; "
+                                               "print(vllm.__version__, md.version('vllm'))"], platform="linux/amd64")
+    assert out.strip().splitlines()[-1] == f"{wanted} {wanted}"
 
 
 def test_image_smoke_checks_arch_arch_list_and_version(built_images, repo_matrix):
