@@ -120,13 +120,13 @@ def _index(ref: str, auth: Credential, timeout: float) -> dict | None:
     try:
         answer = _session().get(f"{scheme}://{registry}/v2/{repo}/manifests/{tag}", timeout=timeout,
                                 auth=(auth.username, auth.password), headers={"Accept": ", ".join(_INDEX_TYPES)})
-    except requests.RequestException:
+        digest = answer.headers.get("Docker-Content-Digest")
+        if answer.status_code != 200 or answer.headers.get("Content-Type") not in _INDEX_TYPES or not digest:
+            return None
+        return {"Descriptor": {"digest": digest},
+                "Platforms": [m["platform"] for m in answer.json().get("manifests", []) if "platform" in m]}
+    except requests.RequestException:  # a body that is not JSON included
         return None
-    digest = answer.headers.get("Docker-Content-Digest")
-    if answer.status_code != 200 or answer.headers.get("Content-Type") not in _INDEX_TYPES or not digest:
-        return None
-    return {"Descriptor": {"digest": digest},
-            "Platforms": [m["platform"] for m in answer.json().get("manifests", []) if "platform" in m]}
 
 
 @functools.cache  # one connection pool per process
