@@ -130,8 +130,8 @@ def local_wheel_patterns(m: Matrix, framework: str, version: str) -> list[str]:
     label = m.cuda[version].local_version
     own = [f"{name}-{m.project.version}{'+' + label if label else ''}-*" for name in m.framework[framework].wheels]
     if patched := m.patched(framework):  # the framework's wheel with the project's patches (toolkit.patches)
-        name, version = patched.split("==")
-        own.append(f"{canonicalize_name(name).replace('-', '_')}-{version}-*")
+        name, labelled = patched.split("==")
+        own.append(f"{canonicalize_name(name).replace('-', '_')}-{labelled}-*")
     return own
 
 
