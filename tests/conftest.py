@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,28 @@ def write_matrix(tmp_path: Path):
         return path
 
     return write
+
+
+@dataclasses.dataclass(frozen=True)
+class Patchable:
+    """A small wheel, the original text of one of its files, and a patch that changes that file."""
+
+    wheel: Path
+    version_py: str
+    patch: str
+
+
+@pytest.fixture
+def patchable(tmp_path) -> Patchable:
+    from wheel.wheelfile import WheelFile
+
+    version_py = "__version__ = '1.0'\nGREETING = 'hello'\n"
+    path = tmp_path / "demo-1.0-py3-none-any.whl"
+    with WheelFile(path, "w") as w:
+        w.writestr("demo/__init__.py", "from ._version import __version__\n")
+        w.writestr("demo/_version.py", version_py)
+        w.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+        w.writestr("demo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    patch = ("Say who patched it.\n\n--- a/demo/_version.py\n+++ b/demo/_version.py\n@@ -1,2 +1,2 @@\n"
+             "-__version__ = '1.0'\n+__version__ = '1.0+proj'\n GREETING = 'hello'\n")
+    return Patchable(wheel=path, version_py=version_py, patch=patch)

@@ -398,6 +398,11 @@ class Matrix:
         req = Requirement(fw.requirements[0])
         return f"{req.name}=={Version(f'{_pin(req)}+{self.project.name}')}"
 
+    def installed(self, framework: str) -> tuple[str, ...]:
+        """The requirements a framework's image installs: the first as its patched wheel where it has patches."""
+        requirements = self.framework[framework].requirements
+        return (patched, *requirements[1:]) if (patched := self.patched(framework)) else requirements
+
 
 def schema() -> dict:
     """The JSON Schema of matrix.toml, generated from the model."""

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.utils import parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from . import resolve, settings, stamp, tools
 from .console import step
@@ -89,7 +89,7 @@ def _download(image: ImageArtifact) -> Path:
                    "--only-binary=:all:", "--implementation=cp", f"--python-version={python}", *platforms,
                    f"--cert={settings.ca_mount()}", f"--index-url={resolve.PYPI}", f"--dest={folder}", str(req)])
         found = sorted(folder.glob("*.whl"))
-    if len(found) != 1 or parse_wheel_filename(found[0].name)[0] != req.name:
+    if len(found) != 1 or parse_wheel_filename(found[0].name)[0] != canonicalize_name(req.name):
         raise BuildError(f"{image.id}: expected one wheel of {req} in {folder}, found {[f.name for f in found]}")
     return found[0]
 

@@ -135,12 +135,6 @@ def local_wheel_patterns(m: Matrix, framework: str, version: str) -> list[str]:
     return own
 
 
-def _installed(m: Matrix, framework: str) -> tuple[str, ...]:
-    """The requirements an image installs: the first one as its patched wheel when the framework has patches."""
-    requirements = m.framework[framework].requirements
-    return (m.patched(framework), *requirements[1:]) if m.patched(framework) else requirements
-
-
 def image_build_args(m: Matrix, framework: str, version: str) -> dict[str, str]:
     """Every matrix value a framework image takes, as --build-arg values (public image names)."""
     line = m.cuda[version]
@@ -148,7 +142,7 @@ def image_build_args(m: Matrix, framework: str, version: str) -> dict[str, str]:
             "CUDA_REQUIREMENTS": " ".join(line.toolchain_requirements),
             "TORCH_CUDA_ARCH_LIST": cuda.torch_arch_list(line.archs),
             "CMAKE_CUDA_ARCHITECTURES": cuda.cmake_architectures(line.archs),
-            "REQUIREMENTS": " ".join(_installed(m, framework)),
+            "REQUIREMENTS": " ".join(m.installed(framework)),
             "LOCAL_WHEELS": " ".join(local_wheel_patterns(m, framework, version))}
 
 

@@ -238,9 +238,9 @@ def _since(started: float) -> float:
 
 
 def _image_expectations(m: Matrix, image: ImageArtifact) -> tuple[str, str]:
-    """(distribution, version) the image must carry: the patched wheel, the pinned requirement, else the
-    project's wheel."""
-    for req in (image.patched, *image.requirements) if image.patched else image.requirements:
+    """(distribution, version) the image must carry: a pinned requirement it installs (a patched wheel's
+    labelled version), else the project's wheel."""
+    for req in m.installed(image.framework):
         parsed = Requirement(req)
         pins = [s.version for s in parsed.specifier if s.operator == "=="]
         if pins:

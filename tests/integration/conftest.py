@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,17 @@ from toolkit.matrix import load_matrix
 from toolkit.plan import Selection, make_plan
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    """A copy of the project: its matrix, the files rendered from it, and what the matrix names."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("matrix.toml", "container", ".github", "docs", "examples", "patches"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, root / name)
+    return root
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from toolkit import cli
@@ -12,16 +10,6 @@ pytestmark = pytest.mark.integration
 
 GENERATED = ["container/Dockerfile.none", "container/cibuildwheel-cu130.toml", ".github/workflows/release.yml",
              "docs/support-matrix.md"]
-
-
-@pytest.fixture
-def repo_copy(request, tmp_path):
-    root = tmp_path / "repo"
-    root.mkdir()
-    for name in ("matrix.toml", "container", ".github", "docs", "examples", "patches"):
-        source = request.config.rootpath / name
-        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, root / name)
-    return root
 
 
 def test_committed_files_match_a_fresh_render(repo_copy, capsys):

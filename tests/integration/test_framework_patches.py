@@ -3,8 +3,6 @@ library."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from wheel.wheelfile import WheelFile
 
@@ -16,33 +14,12 @@ from toolkit.wheels import sha256
 
 pytestmark = pytest.mark.integration
 
-VERSION_PY = "__version__ = '1.0'\nGREETING = 'hello'\n"
-PATCH = """Say who patched it.
-
---- a/demo/_version.py
-+++ b/demo/_version.py
-@@ -1,2 +1,2 @@
--__version__ = '1.0'
-+__version__ = '1.0+proj'
- GREETING = 'hello'
-"""
-
-
-@pytest.fixture
-def wheel(tmp_path):
-    path = tmp_path / "demo-1.0-py3-none-any.whl"
-    with WheelFile(path, "w") as w:
-        w.writestr("demo/__init__.py", "from ._version import __version__\n")
-        w.writestr("demo/_version.py", VERSION_PY)
-        w.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
-        w.writestr("demo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-    return path
-
-
-def test_a_patch_changes_only_its_file_and_the_wheel_gets_the_local_label(wheel, tmp_path):
+def test_a_patch_changes_only_its_file_and_the_wheel_gets_the_local_label(patchable, tmp_path):
+    wheel = patchable.wheel
     (tmp_path / "work").mkdir()
-    files = patches.apply(wheel, [("p/0001.patch", PATCH.encode())], tmp_path / "work", "m.toml: framework.x.patches")
-    assert files == {"demo/_version.py": VERSION_PY.replace("'1.0'", "'1.0+proj'").encode()}
+    files = patches.apply(wheel, [("p/0001.patch", patchable.patch.encode())], tmp_path / "work",
+                          "m.toml: framework.x.patches")
+    assert files == {"demo/_version.py": patchable.version_py.replace("'1.0'", "'1.0+proj'").encode()}
     out = stamp.patched(wheel, "1.0+proj", files, tmp_path / "out")
     assert out.name == "demo-1.0+proj-py3-none-any.whl"
     assert stamp.content_changes(wheel, out) == ["demo/_version.py"]
@@ -52,11 +29,11 @@ def test_a_patch_changes_only_its_file_and_the_wheel_gets_the_local_label(wheel,
         assert w.read("demo/__init__.py") == b"from ._version import __version__\n"
 
 
-def test_a_patch_that_does_not_apply_names_its_key_file_and_hunk(wheel, tmp_path):
-    stale = PATCH.replace(" GREETING = 'hello'", " GREETING = 'hi'")  # its context line is not the file's
+def test_a_patch_that_does_not_apply_names_its_key_file_and_hunk(patchable, tmp_path):
+    stale = patchable.patch.replace(" GREETING = 'hello'", " GREETING = 'hi'")  # its context line is not the file's
     (tmp_path / "work").mkdir()
     with pytest.raises(ConfigError) as caught:
-        patches.apply(wheel, [("p/0001.patch", PATCH.encode()), ("p/0002.patch", stale.encode())],
+        patches.apply(patchable.wheel, [("p/0001.patch", patchable.patch.encode()), ("p/0002.patch", stale.encode())],
                       tmp_path / "work", "m.toml: framework.x.patches")
     message = str(caught.value)
     assert message.startswith("m.toml: framework.x.patches[1]: p/0002.patch does not apply to "
@@ -88,13 +65,9 @@ patches = ["patches/six/0001-version.patch"]
 
 
 @pytest.fixture
-def patched_repo(request, tmp_path):
+def patched_repo(repo_copy):
     """A copy of the repository whose matrix has one more framework: six from PyPI, with a patch."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    for name in ("matrix.toml", "container", ".github", "docs", "examples", "patches"):
-        source = request.config.rootpath / name
-        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, root / name)
+    root = repo_copy
     (root / "patches" / "six").mkdir(parents=True)
     (root / "patches" / "six" / "0001-version.patch").write_text(SIX_PATCH)
     matrix = root / "matrix.toml"
