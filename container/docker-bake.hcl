@@ -4,7 +4,41 @@
 #   docker buildx bake -f container/docker-bake.hcl --set '*.secrets=id=ca,src=/etc/ssl/certs/ca-certificates.crt'
 
 group "default" {
-  targets = ["none-cu128", "sglang-cu128", "none-cu129", "sglang-cu129", "trtllm-cu129", "none-cu130", "vllm-cu130"]
+  targets = ["none-cu124", "sglang-cu124", "none-cu128", "sglang-cu128", "none-cu129", "sglang-cu129", "trtllm-cu129", "none-cu130", "vllm-cu130"]
+}
+
+target "none-cu124" {
+  context    = "dist"
+  dockerfile = "container/Dockerfile.none"
+  target     = "runtime"
+  platforms  = ["linux/amd64", "linux/arm64"]
+  tags       = ["127.0.0.1:5000/gpu-toolkit/none:0.1.0-cu124"]
+  args = {
+    BUILD_IMAGE = "nvidia/cuda:12.4.1-devel-ubuntu22.04"
+    CMAKE_CUDA_ARCHITECTURES = "75-real;80-real;86-real;89-real;90"
+    CUDA_REQUIREMENTS = ""
+    LOCAL_WHEELS = "saxpy-0.1.0+cu124-*"
+    REQUIREMENTS = ""
+    RUNTIME_IMAGE = "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
+    TORCH_CUDA_ARCH_LIST = "7.5;8.0;8.6;8.9;9.0+PTX"
+  }
+}
+
+target "sglang-cu124" {
+  context    = "dist"
+  dockerfile = "container/Dockerfile.sglang"
+  target     = "runtime"
+  platforms  = ["linux/amd64", "linux/arm64"]
+  tags       = ["127.0.0.1:5000/gpu-toolkit/sglang:0.1.0-cu124"]
+  args = {
+    BUILD_IMAGE = "nvidia/cuda:12.4.1-devel-ubuntu22.04"
+    CMAKE_CUDA_ARCHITECTURES = "75-real;80-real;86-real;89-real;90"
+    CUDA_REQUIREMENTS = ""
+    LOCAL_WHEELS = ""
+    REQUIREMENTS = "sglang==0.5.9"
+    RUNTIME_IMAGE = "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
+    TORCH_CUDA_ARCH_LIST = "7.5;8.0;8.6;8.9;9.0+PTX"
+  }
 }
 
 target "none-cu128" {
@@ -35,7 +69,7 @@ target "sglang-cu128" {
     CMAKE_CUDA_ARCHITECTURES = "80-real;86-real;89-real;90a-real;100-real;120"
     CUDA_REQUIREMENTS = ""
     LOCAL_WHEELS = ""
-    REQUIREMENTS = "sglang==0.5.6"
+    REQUIREMENTS = "sglang==0.5.9"
     RUNTIME_IMAGE = "nvidia/cuda:12.8.1-runtime-ubuntu24.04"
     TORCH_CUDA_ARCH_LIST = "8.0;8.6;8.9;9.0a;10.0;12.0+PTX"
   }
@@ -69,7 +103,7 @@ target "sglang-cu129" {
     CMAKE_CUDA_ARCHITECTURES = "80-real;86-real;89-real;90a-real;100-real;120"
     CUDA_REQUIREMENTS = ""
     LOCAL_WHEELS = ""
-    REQUIREMENTS = "sglang==0.5.6"
+    REQUIREMENTS = "sglang==0.5.9"
     RUNTIME_IMAGE = "nvidia/cuda:12.9.1-runtime-ubuntu24.04"
     TORCH_CUDA_ARCH_LIST = "8.0;8.6;8.9;9.0a;10.0;12.0+PTX"
   }

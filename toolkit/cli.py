@@ -125,7 +125,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_resolve(args: argparse.Namespace) -> int:
     matrix = matrix_from(args)
-    results = resolve.run(make_plan(matrix, selection_from(args)))
+    results = resolve.run(matrix, make_plan(matrix, selection_from(args)))
     if args.write:
         print(f"wrote {resolve.write(results, matrix.source.resolve().parent)}", file=sys.stderr)
     if args.json:

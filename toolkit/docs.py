@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import channels, cuda, resolve
+from . import channels, cuda, preflight, resolve
 from .errors import ConfigError
 from .manifest import identity, smoke_runs
 from .matrix import Matrix, exclusions
@@ -96,13 +96,15 @@ def _gpu_rows(m: Matrix, records: dict[str, dict], gpu_runs: list[dict]) -> list
     return rows
 
 
-def _artifact_rows(plan: Plan, records: dict[str, dict], resolved: list[resolve.Result]) -> list[list[str]]:
+def _artifact_rows(m: Matrix, plan: Plan, records: dict[str, dict],
+                   resolved: list[resolve.Result]) -> list[list[str]]:
     impossible = resolve.blocked(plan, resolved)
     rows = []
     for artifact in plan.artifacts:
         record = records.get(artifact.id)
         if not record:
-            built = f"impossible: {impossible[artifact.id]}" if artifact.id in impossible else "not built"
+            built = (f"impossible: {impossible[artifact.id]}" if artifact.id in impossible else
+                     f"not built here: {why}" if (why := preflight.unmade(m, artifact)) else "not built")
             rows.append([f"`{artifact.id}`", artifact.build.platform, built, "-", "untested"])
             continue
         built = record.get("file") or record.get("platform_tag", "")
@@ -121,7 +123,7 @@ def context(m: Matrix, root: Path) -> dict[str, object]:
     plan = make_plan(m, Selection())
     planned = {a.id for a in plan.artifacts}
     records = {k: v for k, v in load_records(root).items() if k in planned}
-    resolved = resolve.load(root, plan)
+    resolved = resolve.load(root, m, plan)
     smoked = [rec["smoke"]["at"] for rec in records.values() if rec.get("smoke")]
     wheel_files = [rec["file"] for rec in records.values() if rec.get("kind") == "wheel"]
     return {
@@ -139,7 +141,7 @@ def context(m: Matrix, root: Path) -> dict[str, object]:
                             ", ".join(a.value for a in m.framework[n].arch) or "all",
                             ", ".join(m.framework[n].cuda) or "all"] for n in m.axes.framework],
         "python_versions": ", ".join(m.axes.python),
-        "artifact_rows": _artifact_rows(plan, records, resolved),
+        "artifact_rows": _artifact_rows(m, plan, records, resolved),
         "resolve_rows": [[r.framework, r.platform, f"`{r.runtime_image}` ({r.python}, {r.glibc})", r.status,
                           r.detail()]
                          for r in resolved],
@@ -151,11 +153,13 @@ def context(m: Matrix, root: Path) -> dict[str, object]:
 
 
 def _install_lines(m: Matrix, plan: Plan, records: dict[str, dict]) -> list[str]:
-    """Per passed wheel, the command of each channel it goes to (README: Installing)."""
+    """Per passed and published wheel, the command of each channel it went to (README: Installing); per
+    published image tag, its pull (a tag waiting for a platform built elsewhere is not published yet)."""
     lines = []
     variants = channels.channel(m, channels.VARIANTS).simple_url
+    published = {k for k, r in records.items() if r.get("published")}
     for w in plan.wheels:
-        if w.id in records and _passes(records[w.id]):
+        if w.id in published and _passes(records[w.id]):
             line = cuda_tag(w.build.cuda)
             if w.build.cuda == m.publish.default_line(m.axes.cuda):
                 lines.append(f"pip install --index-url {m.publish.read_url} '{w.package}=={m.project.version}'  "
@@ -164,5 +168,5 @@ def _install_lines(m: Matrix, plan: Plan, records: dict[str, dict]) -> list[str]
                          f"'{w.package}=={w.version}'  # {line} channel")
             lines.append(f"uv pip install --preview-features wheel-variants --index-url {variants} "
                          f"'{w.package}=={m.project.version}'  # the variant for the GPU and driver uv finds")
-    lines += [f"docker pull {tag}" for tag in dict.fromkeys(i.tag for i in plan.images if i.id in records)]
+    lines += [f"docker pull {tag}" for tag in dict.fromkeys(i.tag for i in plan.images if i.id in published)]
     return list(dict.fromkeys(lines))

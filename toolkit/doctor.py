@@ -70,7 +70,7 @@ def examine(matrix_path: Path, selection: Selection, state: Path) -> Report:
     toolchains, gpus = hostinfo.nvcc_compilers(), hostinfo.gpus()
     checks += _component_checks(components, plan)
     checks += _toolchain_checks(matrix, toolchains)
-    resolved = resolve.run(plan) if plan else []
+    resolved = resolve.run(matrix, plan) if plan else []
     checks += [Check(name=f"wheels {r.framework} {r.platform}", required=False,
                      result=PASS if r.status == resolve.RESOLVES else WARN,
                      detail=r.why() or r.detail())

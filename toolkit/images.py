@@ -138,7 +138,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
         # Registry queries, and the resolver (a framework whose requirements have no binary wheel for a
         # platform would fail there after many minutes), while the files are checked.
         asked = side.submit(preflight.blocked, m, plan.images)
-        resolved = side.submit(resolve.run, plan)
+        resolved = side.submit(resolve.run, m, plan)
         if not build_wheels:
             render.check(m, root, for_build=True)
         unreachable, uninstallable = asked.result(), resolve.blocked(plan, resolved.result())

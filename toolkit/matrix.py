@@ -12,7 +12,7 @@ import types
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
@@ -167,6 +167,18 @@ def _glibc(value: object) -> str:
     if not found or int(found.group(1)) < 17:
         raise ValueError("a glibc version 2.17 or newer, such as 2.28 (manylinux_2_28) or 2.31")
     return value
+
+
+_ABSOLUTE_PATH = re.compile(r"/(?:[A-Za-z0-9_+-][A-Za-z0-9._+-]*/?)*")
+
+
+def _links(value: object) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise TypeError("expected a table of path = target strings")
+    for path in (p for item in value.items() for p in item):
+        if not _ABSOLUTE_PATH.fullmatch(path) or "/../" in f"{path}/":
+            raise ValueError(f"{path!r} is not an absolute path (letters, digits and ._+- between slashes, no '..')")
+    return types.MappingProxyType(dict(value))
 
 
 def _positive(value: object) -> int:
@@ -345,6 +357,37 @@ _KNOWN_SIMPLE = {"https://upload.pypi.org/legacy/": "https://pypi.org/simple/",
 _EMPTY: Mapping = types.MappingProxyType({})
 
 
+DEBIAN_COMPONENTS = ("main", "contrib", "non-free", "non-free-firmware")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Bootstrap:
+    """[bootstrap."NAME"]: how to make a public image from Debian where it is out of reach; a suite alone
+    (``"debian:bookworm-slim" = "bookworm"``) is a minbase Debian."""
+
+    SHORTHAND: ClassVar[str] = "suite"
+    suite: str = setting("suite", "Debian suite to debootstrap (bookworm, trixie, ...)")
+    components: tuple[str, ...] = setting("components", "Archive components the image's apt sources name",
+                                          default=("main",), schema={"enum": list(DEBIAN_COMPONENTS)})
+    packages: tuple[str, ...] = setting("packages", "Debian packages installed on top (no recommends), "
+                                        "e.g. non-free's nvidia-cuda-toolkit for a CUDA devel image", default=())
+    links: Mapping[str, str] = setting("links", "Symbolic links made last, path -> target: the layout of the "
+                                       "image stood in for (NVIDIA's /usr/local/cuda, say)", default=_EMPTY,
+                                       parse=_links, schema={"type": "object", "additionalProperties": {
+                                           "type": "string", "pattern": _ABSOLUTE_PATH.pattern}})
+    arch: tuple[Arch, ...] = setting("arch", "CPU architectures the packages exist for (empty: all); the "
+                                     "others are not built here, and say so", default=())
+
+    def makes(self, arch: Arch) -> bool:
+        """Whether the recipe can make the image for ``arch``."""
+        return not self.arch or arch in self.arch
+
+    def why_not(self) -> str:
+        """Why an arch the recipe does not make is out of reach here."""
+        made = f"its [bootstrap] recipe makes it for {', '.join(a.value for a in self.arch)} only"
+        return f"{made} (Debian {self.suite} has {', '.join(self.packages)} for no other)" if self.packages else made
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Ci:
     """[ci]: where the rendered GitHub workflows run each part of the plan."""
@@ -371,9 +414,9 @@ class Matrix:
     include: tuple[Rule, ...] = setting("include", "Combinations added (all four axes named)", default=())
     mirror: Mapping[str, str] = setting("mirror", "Public image name -> the name to pull instead",
                                         default=_EMPTY)
-    bootstrap: Mapping[str, str] = setting(
-        "bootstrap", "Public image name -> Debian suite to debootstrap it from when unreachable",
-        default=_EMPTY)
+    bootstrap: Mapping[str, Bootstrap] = setting(
+        "bootstrap", "Public image name -> Debian suite to debootstrap it from when unreachable, or a recipe "
+        "table (suite, components, packages, links, arch)", default=_EMPTY)
     build_mode: Mapping[str, BuildMode] = setting(
         "build-mode", "CPU architecture -> how its wheels are built on a host of another architecture: "
         "auto (cross where the toolchain allows, else emulated), cross, emulated, native (own-arch hosts only)",
@@ -460,6 +503,8 @@ def _check(m: Matrix, root: Path, problems: Problems) -> None:
                          + f"; allowed: {', '.join(archs)}")
     for arch, mode in (m.build_mode or {}).items():
         _check_build_mode(m, arch, mode, problems)
+    for name, recipe in _loaded(m.bootstrap):
+        _check_bootstrap(key_path("bootstrap", name), recipe, problems)
     for version in m.python_image or ():
         if version not in PYTHONS:
             problems.add(key_path("python-image", version), "not a Python version" + suggest(version, PYTHONS)
@@ -591,6 +636,16 @@ def _check_names(values, tables: Mapping, axis: str, table: str, problems: Probl
         if value not in tables:
             problems.add(f"{axis}[{i}]", f"{value!r} has no [{key_path(table, value)}] table"
                          + suggest(value, tables) + f"; defined: {allowed_list(tables)}")
+
+
+def _check_bootstrap(where: str, recipe: Bootstrap, problems: Problems) -> None:
+    _check_unique(recipe.components, f"{where}.components", problems)
+    for i, component in enumerate(recipe.components):
+        if component not in DEBIAN_COMPONENTS:
+            problems.add(f"{where}.components[{i}]", f"{component!r} is not a Debian archive component"
+                         + suggest(component, DEBIAN_COMPONENTS) + f"; allowed: {allowed_list(DEBIAN_COMPONENTS)}")
+    if "main" not in recipe.components:
+        problems.add(f"{where}.components", "must include 'main' (debootstrap's base system is in it)")
 
 
 def _check_cuda_line(version: str, line: CudaLine, problems: Problems) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from .console import step
 from .engine import docker
 from .errors import EngineError
-from .matrix import Matrix
+from .matrix import Arch, Matrix
 from .plan import Artifact, ImageArtifact, Plan
 
 _PUBLIC_TIMEOUT = 30  # seconds to decide that a public registry is out of reach
@@ -29,24 +29,35 @@ def blocked(m: Matrix, artifacts: Iterable[Artifact]) -> dict[str, str]:
 
     out = {}
     for a in artifacts:
-        names = [a.build.build_image_public] + ([a.runtime_image_public] if isinstance(a, ImageArtifact) else
-                                                [a.sysroot_image_public] if a.sysroot_image_public else [])
-        why = "; ".join(dict.fromkeys(r for n in names if (r := _why_unavailable(m, n, a.build.platform, platforms))))
+        why = "; ".join(dict.fromkeys(r for n in _bases(a) if (r := _why_unavailable(m, n, a.build.arch, platforms))))
         if why:
             out[a.id] = why
     return out
 
 
-def _why_unavailable(m: Matrix, public: str, platform: str, platforms: Callable[..., list[str]]) -> str:
-    """'' when a build can start from ``public`` (by its mirror name) on ``platform``, else why not."""
-    resolved = m.image(public)
+def unmade(m: Matrix, artifact: Artifact) -> str:
+    """Why ``artifact`` cannot be built wherever its base images must be bootstrapped ('' if it can): a
+    [bootstrap] recipe that does not make its arch. Known from the matrix alone, for the support matrix."""
+    return "; ".join(f"{public} for {artifact.build.platform}: {recipe.why_not()}" for public in _bases(artifact)
+                     if (recipe := m.bootstrap.get(public)) and not recipe.makes(artifact.build.arch))
+
+
+def _bases(a: Artifact) -> list[str]:
+    """The public names of the images building ``a`` starts from."""
+    return [a.build.build_image_public] + ([a.runtime_image_public] if isinstance(a, ImageArtifact) else
+                                           [a.sysroot_image_public] if a.sysroot_image_public else [])
+
+
+def _why_unavailable(m: Matrix, public: str, arch: Arch, platforms: Callable[..., list[str]]) -> str:
+    """'' when a build can start from ``public`` (by its mirror name) for ``arch``, else why not."""
+    resolved, platform, recipe = m.image(public), arch.platform, m.bootstrap.get(public)
     if platform in platforms(resolved):
         return ""
     if resolved != public:
-        if public in m.bootstrap or platform in platforms(public, _PUBLIC_TIMEOUT):
+        if (recipe and recipe.makes(arch)) or platform in platforms(public, _PUBLIC_TIMEOUT):
             return f"{resolved} lacks {platform}: run `toolkit engine up` first (it makes the mirror copy)"
-        return (f"base image {public} ({platform}) is neither in its mirror {resolved} nor reachable here, "
-                "and [bootstrap] has no recipe for it")
+        return (f"base image {public} ({platform}) is neither in its mirror {resolved} nor reachable here, and "
+                + (recipe.why_not() if recipe else "[bootstrap] has no recipe for it"))
     if platform in platforms(public, _PUBLIC_TIMEOUT):
         return ""
     return (f"base image {public} ({platform}) cannot be pulled here: name a copy you can reach in [mirror] "

@@ -26,6 +26,7 @@ from uv import find_uv_bin
 from . import settings, tools
 from .console import step
 from .errors import CommandError
+from .matrix import Matrix
 from .plan import Plan
 
 PYPI = "https://pypi.org/simple/"  # where the images' pip installs from
@@ -47,6 +48,7 @@ class Target:
     platform: str
     arch: str
     runtime_image: str
+    made_from: str  # what distro() reads: the runtime image's name, or the suite its [bootstrap] recipe uses
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -86,13 +88,16 @@ class Result:
                 f"glibc {self.glibc}: {self.reason}")
 
 
-def targets(plan: Plan) -> list[Target]:
-    """The (framework, platform, runtime image) of every planned framework image with requirements."""
+def targets(m: Matrix, plan: Plan) -> list[Target]:
+    """The (framework, platform, runtime image) of every planned framework image with requirements. A runtime
+    image with a [bootstrap] recipe is taken as made by it (a stand-in named after the image it replaces)."""
     found = {}
     for image in plan.images:
         if image.requirements:
+            public = image.runtime_image_public
+            recipe = m.bootstrap.get(public)
             t = Target(framework=image.framework, requirements=image.requirements, platform=image.build.platform,
-                       arch=image.build.arch.value, runtime_image=image.runtime_image_public)
+                       arch=image.build.arch.value, runtime_image=public, made_from=recipe.suite if recipe else public)
             found.setdefault(t.key, t)
     return list(found.values())
 
@@ -106,10 +111,10 @@ def distro(image: str) -> tuple[str, str] | None:
 def resolve(target: Target) -> Result:
     """Resolve one target's requirements with uv, binary wheels only."""
     base = {"framework": target.framework, "platform": target.platform, "runtime_image": target.runtime_image}
-    known = distro(target.runtime_image)
+    known = distro(target.made_from)
     if known is None:
         return Result(**base, python="?", glibc="?", status=UNKNOWN,
-                      reason=f"the toolkit does not know the Python and glibc of {target.runtime_image} "
+                      reason=f"the toolkit does not know the Python and glibc of {target.made_from} "
                              f"(it knows {', '.join(DISTROS)})")
     return Result(**base, python=known[0], glibc=known[1], **_compile(target.requirements, target.arch, *known))
 
@@ -169,11 +174,11 @@ def _offered(name: str, version: str, arch: str) -> str:
             f"on {', '.join(sorted({t.platform for t in ours}))}")
 
 
-def run(plan: Plan) -> list[Result]:
+def run(m: Matrix, plan: Plan) -> list[Result]:
     """Resolve every target of ``plan``: each distinct question once, in parallel (a uv process that mostly
     waits on the index)."""
-    found = targets(plan)
-    asks = {(t.requirements, t.arch, *known) for t in found if (known := distro(t.runtime_image))}
+    found = targets(m, plan)
+    asks = {(t.requirements, t.arch, *known) for t in found if (known := distro(t.made_from))}
     if asks:
         step(f"resolving the requirements of {len({t.framework for t in found})} framework(s) for "
              f"{len(asks)} platform/Python/glibc target(s), binary wheels only")
@@ -196,9 +201,9 @@ def write(results: list[Result], root: Path) -> Path:
     return path
 
 
-def load(root: Path, plan: Plan) -> list[Result]:
+def load(root: Path, m: Matrix, plan: Plan) -> list[Result]:
     """The committed results for the targets ``plan`` still has (none before the first `resolve --write`)."""
     path = root / RESOLVED
-    planned = {t.key for t in targets(plan)}
+    planned = {t.key for t in targets(m, plan)}
     found = [Result(**r) for r in json.loads(path.read_text())] if path.exists() else []
     return [r for r in found if r.key in planned]

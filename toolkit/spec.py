@@ -133,6 +133,8 @@ def _convert(tp: Any, value: Any, where: str, problems: Problems, meta: Mapping)
     if origin in (Mapping, types.MappingProxyType):
         return _convert_table(typing.get_args(tp)[1], value, where, problems, meta)
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and getattr(tp, "SHORTHAND", ""):  # a string stands for the one key it names
+            value = {tp.SHORTHAND: value}
         return load(tp, value, where, problems)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         allowed = [m.value for m in tp]
@@ -209,7 +211,10 @@ def _schema_for(tp: Any, meta: Mapping) -> dict:
     if origin in (Mapping, types.MappingProxyType):
         return {"type": "object", "additionalProperties": _schema_for(typing.get_args(tp)[1], {})}
     if dataclasses.is_dataclass(tp):
-        return json_schema(tp)
+        table = json_schema(tp)
+        if short := getattr(tp, "SHORTHAND", ""):
+            return {"oneOf": [table["properties"][short], table]}
+        return table
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return {"enum": [m.value for m in tp]}
     if tp is str:

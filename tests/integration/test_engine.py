@@ -249,11 +249,33 @@ def test_the_registry_read_directly_answers_as_the_engine_does(engine_up, regist
 def test_bootstrapping_a_platform_keeps_those_the_tag_has(engine_up):
     """A plan that needs fewer platforms than the mirror tag holds must not drop the others from it."""
     from toolkit.engine import baseimages
-    from toolkit.matrix import Arch
+    from toolkit.matrix import Arch, Bootstrap
 
     resolved = f"127.0.0.1:5000/mirror/bootstrap-test:{time.time_ns()}"
     for arch in (Arch.AARCH64, Arch.X86_64):  # rootfs tarballs are cached by engine up
         image = baseimages.BaseImage(public="debian:bookworm-slim", resolved=resolved, archs=(arch,),
-                                     suite="bookworm")
+                                     recipe=Bootstrap(suite="bookworm"))
         assert baseimages.ensure(engine_up, image).up
     assert sorted(adapter.platforms_of(resolved)) == ["linux/amd64", "linux/arm64"]
+
+
+def test_a_bootstrap_recipe_installs_its_packages_makes_its_links_and_only_its_archs(engine_up):
+    """How the CUDA 12.4 stand-ins are made (a suite, packages, links, amd64 only), on a small package."""
+    from toolkit.engine import baseimages
+    from toolkit.matrix import Arch, Bootstrap
+
+    resolved = f"127.0.0.1:5000/mirror/bootstrap-recipe-test:{time.time_ns()}"
+    recipe = Bootstrap(suite="bookworm", packages=("file",), links={"/usr/local/bin/probe": "/usr/bin/file"},
+                       arch=(Arch.X86_64,))
+    image = baseimages.BaseImage(public="example/absent:1", resolved=resolved, archs=(Arch.X86_64, Arch.AARCH64),
+                                 recipe=recipe)
+    found = baseimages.ensure(engine_up, image)
+    assert not found.up
+    assert "missing linux/arm64" in found.detail
+    assert found.detail.endswith("its [bootstrap] recipe makes it for x86_64 only "
+                                 "(Debian bookworm has file for no other)")
+    assert adapter.platforms_of(resolved) == ["linux/amd64"]
+    out = adapter.run(resolved, ["sh", "-c", "readlink /usr/local/bin/probe && probe --version"],
+                      platform="linux/amd64")
+    assert out.splitlines()[0] == "/usr/bin/file"
+    assert out.splitlines()[1].startswith("probe-")  # file names itself after the link it ran by

@@ -118,6 +118,12 @@ BAD = [
      'sysroot-image = "debian:bullseye-slim"', 'cuda."13.0".sysroot-image: links against a sysroot in the toolkit'),
     ("torch with a local label", 'local-version = "cu130"', 'local-version = "cu130"\ntorch = "2.11.0+cu130"',
      'cuda."13.0".torch: write the version in its normalized PEP 440 form without a local label'),
+    ("bootstrap component typo", "[mirror]", '[bootstrap."nvidia/cuda:12.8.1-devel-ubuntu24.04"]\nsuite = "trixie"\n'
+     'components = ["main", "nonfree"]\n[mirror]', 'bootstrap."nvidia/cuda:12.8.1-devel-ubuntu24.04".components[1]: '
+     "'nonfree' is not a Debian archive component (did you mean \"non-free\"?); allowed: contrib, main, non-free"),
+    ("bootstrap link not absolute", "[mirror]", '[bootstrap."nvidia/cuda:12.8.1-devel-ubuntu24.04"]\nsuite = "trixie"\n'
+     'links = { "/usr/local/cuda" = "../lib/cuda" }\n[mirror]',
+     "bootstrap.\"nvidia/cuda:12.8.1-devel-ubuntu24.04\".links: '../lib/cuda' is not an absolute path"),
 ]
 
 
@@ -226,3 +232,19 @@ def test_schema_command_prints_json(capsys):
     assert cli.main(["schema"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert "axes" in out["properties"] and out["additionalProperties"] is False
+
+
+def test_a_bootstrap_recipe_is_a_suite_or_a_table_and_says_which_archs_it_makes(small_matrix, write_matrix):
+    text = small_matrix.replace("[mirror]", '[bootstrap]\n"debian:bookworm-slim" = "bookworm"\n\n'
+                                '[bootstrap."nvidia/cuda:12.8.1-devel-ubuntu24.04"]\nsuite = "trixie"\n'
+                                'components = ["main", "non-free"]\npackages = ["nvidia-cuda-toolkit"]\n'
+                                'links = { "/usr/local/cuda" = "/usr/lib/nvidia-cuda-toolkit" }\n'
+                                'arch = ["x86_64"]\n\n[mirror]')
+    m = matrix.load_matrix(write_matrix(text))
+    plain, cuda = m.bootstrap["debian:bookworm-slim"], m.bootstrap["nvidia/cuda:12.8.1-devel-ubuntu24.04"]
+    assert (plain.suite, plain.components, plain.packages, plain.arch) == ("bookworm", ("main",), (), ())
+    assert plain.makes(matrix.Arch.AARCH64) and cuda.makes(matrix.Arch.X86_64)
+    assert not cuda.makes(matrix.Arch.AARCH64)
+    assert cuda.why_not() == ("its [bootstrap] recipe makes it for x86_64 only "
+                              "(Debian trixie has nvidia-cuda-toolkit for no other)")
+    assert dict(cuda.links) == {"/usr/local/cuda": "/usr/lib/nvidia-cuda-toolkit"}

@@ -128,9 +128,9 @@ def test_an_artifact_rebuilt_since_its_smoke_test_shows_untested(small):
     tested = {"kind": "image", "platform_tag": "t", "digest": "sha256:new", "smoke": {"digest": "sha256:new",
                                                                                        "runs": [run]}}
     rebuilt = {**tested, "smoke": {**tested["smoke"], "digest": "sha256:old"}}
-    row = {r[0]: r[-1] for r in docs._artifact_rows(plan, {image.id: tested}, [])}
+    row = {r[0]: r[-1] for r in docs._artifact_rows(small, plan, {image.id: tested}, [])}
     assert row[f"`{image.id}`"] == "-: pass"
-    row = {r[0]: r[-1] for r in docs._artifact_rows(plan, {image.id: rebuilt}, [])}
+    row = {r[0]: r[-1] for r in docs._artifact_rows(small, plan, {image.id: rebuilt}, [])}
     assert row[f"`{image.id}`"] == "untested"
 
 
@@ -178,3 +178,31 @@ def test_a_glibc_floor_links_against_the_sysroot_and_auditwheel_enforces_it(smal
     arm = next(w for w in plan.wheels if w.build.arch.value == "aarch64")
     assert cross.resolve(m, arm, Arch.X86_64) is BuildMode.EMULATED
     assert "no aarch64 sysroot" in cross.why_not_cross(m, arm, Arch.X86_64)
+
+
+def test_a_cell_whose_base_image_recipe_lacks_its_arch_says_why_it_is_not_built_here(small_matrix, write_matrix):
+    text = small_matrix.replace("[mirror]", '[bootstrap."nvidia/cuda:12.8.1-devel-ubuntu24.04"]\nsuite = "trixie"\n'
+                                'packages = ["nvidia-cuda-toolkit"]\narch = ["x86_64"]\n\n[mirror]')
+    m = matrix.load_matrix(write_matrix(text))
+    plan = make_plan(m)
+    rows = {r[0]: r[2] for r in docs._artifact_rows(m, plan, {}, [])}
+    assert rows["`wheel:saxpy:cu128:x86_64`"] == "not built"
+    assert rows["`wheel:saxpy:cu128:aarch64`"] == (
+        "not built here: nvidia/cuda:12.8.1-devel-ubuntu24.04 for linux/arm64: its [bootstrap] recipe makes it for "
+        "x86_64 only (Debian trixie has nvidia-cuda-toolkit for no other)")
+    assert rows["`wheel:saxpy:cu130:aarch64`"] == "not built"
+
+
+def test_the_install_commands_are_those_of_what_was_published(small):
+    plan = make_plan(small)
+    image, wheel = plan.images[0], plan.wheels[0]
+    run = {"python": "-", "result": "pass"}
+    tested_image = {"digest": "sha256:d", "smoke": {"digest": "sha256:d", "runs": [run]}}
+    tested_wheel = {"sha256": "s", "smoke": {"sha256": "s", "runs": [run]}}
+    unpublished = docs._install_lines(small, plan, {image.id: tested_image, wheel.id: tested_wheel})
+    assert unpublished == []  # built and smoke-passed, but a tag waits for its other platforms
+    published = {"at": "t"}
+    lines = docs._install_lines(small, plan, {image.id: {**tested_image, "published": published},
+                                              wheel.id: {**tested_wheel, "published": published}})
+    assert f"docker pull {image.tag}" in lines
+    assert any(line.startswith("pip install") and f"'{wheel.package}==" in line for line in lines)

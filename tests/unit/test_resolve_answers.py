@@ -46,8 +46,9 @@ def test_the_python_and_glibc_come_from_the_runtime_images_distribution():
 
 
 def test_only_the_images_of_a_framework_on_the_platform_it_cannot_install_on_are_blocked(write_matrix):
-    plan = make_plan(load_matrix(write_matrix()), Selection())
-    (target,) = [t for t in resolve.targets(plan) if t.platform == "linux/amd64"]  # vllm: x86_64 only here
+    m = load_matrix(write_matrix())
+    plan = make_plan(m, Selection())
+    (target,) = [t for t in resolve.targets(m, plan) if t.platform == "linux/amd64"]  # vllm: x86_64 only here
     assert (target.framework, target.requirements) == ("vllm", ("vllm==0.32.0",))
     result = resolve.Result(framework="vllm", platform="linux/amd64", runtime_image=target.runtime_image,
                             python="3.11", glibc="2.36", status=resolve.NO_WHEEL, reason="vllm==0.32.0 has no "
@@ -55,3 +56,15 @@ def test_only_the_images_of_a_framework_on_the_platform_it_cannot_install_on_are
     assert resolve.blocked(plan, [result]) == {"image:vllm:cu130:x86_64": "vllm's requirements have no binary "
                                                "wheel for linux/amd64 at Python 3.11, glibc 2.36: vllm==0.32.0 "
                                                "has no usable wheels"}
+
+
+def test_a_runtime_image_made_by_a_bootstrap_recipe_is_resolved_at_that_suites_python(small_matrix, write_matrix):
+    """A stand-in keeps the public name (ubuntu24.04: 3.12) but is the recipe's Debian (trixie: 3.13)."""
+    public = "nvidia/cuda:13.0.0-runtime-ubuntu24.04"
+    text = small_matrix.replace('runtime-image = "debian:bookworm-slim"', f'runtime-image = "{public}"')
+    m = load_matrix(write_matrix(text))
+    (target,) = [t for t in resolve.targets(m, make_plan(m, Selection())) if t.framework == "vllm"]
+    assert (target.runtime_image, resolve.distro(target.made_from)) == (public, ("3.12", "2.39"))
+    m = load_matrix(write_matrix(text.replace("[mirror]", f'[bootstrap]\n"{public}" = "trixie"\n\n[mirror]')))
+    (target,) = [t for t in resolve.targets(m, make_plan(m, Selection())) if t.framework == "vllm"]
+    assert (target.runtime_image, resolve.distro(target.made_from)) == (public, ("3.13", "2.41"))

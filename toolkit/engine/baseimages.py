@@ -3,8 +3,10 @@
 An image is taken from its mirror name when the mirror has it, copied there from
 its public name when that is reachable, and otherwise made from Debian with
 ``debootstrap`` (per platform, pushed, joined into one multi-arch tag) when the
-matrix gives a ``[bootstrap]`` suite for it. The rootfs tarballs are cached by
-recipe, so a second ``engine up`` builds nothing.
+matrix gives a ``[bootstrap]`` recipe for it: a suite, and for a stand-in of a
+richer image (a CUDA devel image from Debian's non-free ``nvidia-cuda-toolkit``)
+its components, packages and links. The rootfs tarballs are cached by recipe, and
+the mirror tag once pushed is found there, so a second ``engine up`` builds nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from .. import tools
 from ..console import step
-from ..matrix import Arch, Matrix
+from ..matrix import Arch, Bootstrap, Matrix
 from ..plan import ImageArtifact, Plan
 from . import docker
 from .host import Status, apt_install
@@ -33,7 +35,7 @@ class BaseImage:
     public: str
     resolved: str
     archs: tuple[Arch, ...]
-    suite: str | None
+    recipe: Bootstrap | None
 
     @property
     def platforms(self) -> set[str]:
@@ -53,7 +55,7 @@ def needed(m: Matrix, plan: Plan) -> list[BaseImage]:
             names += [artifact.sysroot_image_public] if artifact.sysroot_image_public else []
         for name in names:
             archs.setdefault(name, set()).add(artifact.build.arch)
-    return [BaseImage(public=name, resolved=m.image(name), suite=m.bootstrap.get(name),
+    return [BaseImage(public=name, resolved=m.image(name), recipe=m.bootstrap.get(name),
                       archs=tuple(sorted(found, key=lambda a: a.value))) for name, found in archs.items()]
 
 
@@ -77,13 +79,16 @@ def ensure(state: Path, image: BaseImage) -> Status:
             step(f"copying {image.public} to {image.resolved}")
             docker.imagetools_create(image.resolved, [image.public])
             return _written(image)
-        if image.suite:
+        if image.recipe:
             _bootstrap(state, image)
-            return _written(image)
+            current = _written(image)
+            if current.up:
+                return current
+    recipe = image.recipe
     return dataclasses.replace(current, detail=(
         f"{current.detail}: {image.public} is not reachable"
         + ("" if image.resolved != image.public else " and [mirror] names no copy")
-        + ("" if image.suite else ", and [bootstrap] has no recipe for it")))
+        + (f", and {recipe.why_not()}" if recipe else ", and [bootstrap] has no recipe for it")))
 
 
 def _written(image: BaseImage) -> Status:
@@ -92,25 +97,44 @@ def _written(image: BaseImage) -> Status:
 
 
 def _bootstrap(state: Path, image: BaseImage) -> None:
-    """Build the platforms the tag lacks; the join keeps those it has (a plan may need fewer)."""
+    """Build the platforms the tag lacks that the recipe makes; the join keeps those it has (a plan may
+    need fewer)."""
+    recipe = image.recipe
     have = set(docker.platforms_of(image.resolved) or ())
-    for arch in (a for a in image.archs if a.platform not in have):
-        rootfs = _rootfs(state / "rootfs", image.suite, arch)
-        context = state / "baseimages" / f"{image.suite}-{arch.docker}"
+    made = {a.platform for a in image.archs if recipe.makes(a)}
+    for arch in (a for a in image.archs if a.platform in made - have):
+        rootfs = _rootfs(state / "rootfs", recipe, arch)
+        context = state / "baseimages" / rootfs.stem
         context.mkdir(parents=True, exist_ok=True)
         (context / "rootfs.tar").unlink(missing_ok=True)
         os.link(rootfs, context / "rootfs.tar")
-        (context / "Dockerfile").write_text('FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n')
-        step(f"building {image.resolved} for {arch.platform} from the {image.suite} rootfs")
+        (context / "Dockerfile").write_text(_dockerfile(recipe))
+        step(f"building {image.resolved} for {arch.platform} from the {recipe.suite} rootfs"
+             + (f" with {' '.join(recipe.packages)} (minutes: apt downloads them)" if recipe.packages else ""))
         tools.run(docker.build_commands(dockerfile=context / "Dockerfile", image=image.resolved,
                                         platforms=[arch.platform])[0])
-    tools.run(docker.join_command(image.resolved, sorted(have | image.platforms)))
+    if made - have:
+        tools.run(docker.join_command(image.resolved, sorted(have | made)))
 
 
-def _rootfs(cache: Path, suite: str, arch: Arch) -> Path:
-    """A minbase rootfs tarball of ``suite`` for ``arch``, built once per recipe."""
-    recipe = f"debootstrap --variant=minbase --arch={arch.docker} {suite} {DEBIAN_MIRROR}"
-    tarball = cache / f"{suite}-{arch.docker}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}.tar"
+def _dockerfile(recipe: Bootstrap) -> str:
+    """The image of a rootfs: the recipe's packages from its suite's archive, then its links."""
+    lines = ["FROM scratch", "ADD rootfs.tar /"]
+    if recipe.packages:
+        lines.append("RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                     f"--no-install-recommends {' '.join(recipe.packages)} \\\n && rm -rf /var/lib/apt/lists/*")
+    for path, target in recipe.links.items():
+        lines.append(f"RUN mkdir -p {Path(path).parent} && ln -sfn {target} {path}")
+    return "\n".join([*lines, 'CMD ["bash"]']) + "\n"
+
+
+def _rootfs(cache: Path, recipe: Bootstrap, arch: Arch) -> Path:
+    """A minbase rootfs tarball of the recipe's suite and components for ``arch``, built once per recipe."""
+    suite = recipe.suite
+    components = [f"--components={','.join(recipe.components)}"] if recipe.components != ("main",) else []
+    command = ["debootstrap", "--variant=minbase", f"--arch={arch.docker}", *components, suite]
+    key = hashlib.sha256(" ".join([*command, DEBIAN_MIRROR]).encode()).hexdigest()[:12]
+    tarball = cache / f"{suite}-{arch.docker}-{key}.tar"
     if tarball.exists():
         return tarball
     if tools.which("debootstrap") is None:
@@ -120,8 +144,7 @@ def _rootfs(cache: Path, suite: str, arch: Arch) -> Path:
     root.mkdir(parents=True)
     step(f"debootstrap {suite} for {arch.docker} (a minute or two; {arch.value} runs under QEMU "
          "when it is not the host's)")
-    tools.run(["debootstrap", "--variant=minbase", f"--arch={arch.docker}", suite, root, DEBIAN_MIRROR],
-              capture=True)
+    tools.run([*command, root, DEBIAN_MIRROR], capture=True)
     for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for path in (root / junk).glob("*"):
             if path.is_file():
