@@ -56,7 +56,7 @@ class _View:
             self.running[key] = (what, time.monotonic())
             if self.mode == LIVE and self.live is None:
                 self.live = Live(self, console=Console(file=sys.stderr), refresh_per_second=4, transient=True)
-                self.live.start()
+                self.live.start(refresh=True)  # drawn now: a task done within 1/4 s still shows it ran
         if self.mode != LIVE:
             say(f"==> {key}: {what}")
 

@@ -104,7 +104,9 @@ def _artifact_rows(m: Matrix, plan: Plan, records: dict[str, dict],
         record = records.get(artifact.id)
         if not record:
             built = (f"impossible: {impossible[artifact.id]}" if artifact.id in impossible else
-                     f"not built here: {why}" if (why := preflight.unmade(m, artifact)) else "not built")
+                     f"not built here: {why}" if (why := preflight.unmade(m, artifact)) else
+                     f"not built: {', '.join(public)} only from the public registry (no [mirror] copy or "
+                     "[bootstrap] recipe)" if (public := preflight.public_only(m, artifact)) else "not built")
             rows.append([f"`{artifact.id}`", artifact.build.platform, built, "-", "untested"])
             continue
         built = record.get("file") or record.get("platform_tag", "")

@@ -71,7 +71,7 @@ def examine(matrix_path: Path, selection: Selection, state: Path) -> Report:
     checks += _component_checks(components, plan)
     checks += _toolchain_checks(matrix, toolchains)
     resolved = resolve.run(matrix, plan) if plan else []
-    checks += [Check(name=f"wheels {r.framework} {r.platform}", required=False,
+    checks += [Check(name=f"wheels {r.framework} {r.platform} {r.runtime_image}", required=False,
                      result=PASS if r.status == resolve.RESOLVES else WARN,
                      detail=r.why() or r.detail())
                for r in resolved]

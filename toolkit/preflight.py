@@ -42,6 +42,12 @@ def unmade(m: Matrix, artifact: Artifact) -> str:
                      if (recipe := m.bootstrap.get(public)) and not recipe.makes(artifact.build.arch))
 
 
+def public_only(m: Matrix, artifact: Artifact) -> list[str]:
+    """The base images of ``artifact`` that come from their public registry alone: no [mirror] copy, no
+    [bootstrap] recipe (``nvidia/cuda`` where Docker Hub or NGC cannot be reached). From the matrix alone."""
+    return [public for public in _bases(artifact) if public not in m.mirror and public not in m.bootstrap]
+
+
 def _bases(a: Artifact) -> list[str]:
     """The public names of the images building ``a`` starts from."""
     return [a.build.build_image_public] + ([a.runtime_image_public] if isinstance(a, ImageArtifact) else

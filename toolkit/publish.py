@@ -69,7 +69,8 @@ _retrying = retry(retry=retry_if_exception_type(TransientError), stop=stop_after
 class Action:
     """What publish does (or would do) with one artifact."""
 
-    subject: str  # a wheel's artifact id, or an image tag (the platforms of a tag are published together)
+    subject: str  # a wheel's or (for its patched framework wheel) an image's artifact id, or an image tag (the
+    # platforms of a tag are published together)
     target: str
     action: str
     detail: str
@@ -96,7 +97,7 @@ def gates(m: Matrix, plan: Plan, whole: Plan, dist: Path, manifest: Manifest) ->
         elif isinstance(a, WheelArtifact):
             problems += _wheel_gates(a, dist / record["file"], record)
         else:
-            problems += _image_gates(m, a, record)
+            problems += _image_gates(m, a, record, dist)
     return problems
 
 
@@ -123,7 +124,7 @@ def _wheel_gates(w: WheelArtifact, path: Path, record: dict) -> list[str]:
     return problems
 
 
-def _image_gates(m: Matrix, image: ImageArtifact, record: dict) -> list[str]:
+def _image_gates(m: Matrix, image: ImageArtifact, record: dict, dist: Path) -> list[str]:
     repo, _, tag = image.tag.rpartition(":")
     problems = [] if repo and _OCI_TAG.match(tag) else [f"{image.id}: {image.tag!r} is not a valid OCI reference"]
     if image.max_size_mb and "size_mb" not in record:
@@ -134,6 +135,12 @@ def _image_gates(m: Matrix, image: ImageArtifact, record: dict) -> list[str]:
     if not record.get("pushed"):
         problems.append(f"{image.id}: built without --push, so no registry holds its digest; "
                         "run `toolkit images --push` first")
+    if made := record.get("patched_wheel"):  # the framework's patched wheel goes to the index with the image
+        path = dist / made["file"]
+        if not path.exists():
+            problems.append(f"{image.id}: its patched framework wheel {path} is missing")
+        elif sha256(path) != made["sha256"]:
+            problems.append(f"{image.id}: {path.name} changed since the image was built with it")
     return problems + _unattestable(image.id, record)
 
 
@@ -201,13 +208,13 @@ def _target_url(m: Matrix, channel: str) -> str:
     return m.publish.index_url if channel == INDEX else channels.channel(m, channel).simple_url
 
 
-def _wheel_action(w: WheelArtifact, channel: str, url: str, path: Path, held: dict[str, str]) -> Action:
+def _wheel_action(subject: str, channel: str, url: str, path: Path, held: dict[str, str]) -> Action:
     known, digest = held.get(path.name), sha256(path)
     if known is None:
-        return Action(subject=w.id, target=url, action=UPLOAD, detail=path.name, channel=channel, sha256=digest)
+        return Action(subject=subject, target=url, action=UPLOAD, detail=path.name, channel=channel, sha256=digest)
     if known == digest:
-        return Action(subject=w.id, target=url, action=SKIP, detail=path.name, channel=channel, sha256=digest)
-    return Action(subject=w.id, target=url, action=REFUSE, channel=channel, sha256=digest,
+        return Action(subject=subject, target=url, action=SKIP, detail=path.name, channel=channel, sha256=digest)
+    return Action(subject=subject, target=url, action=REFUSE, channel=channel, sha256=digest,
                   detail=f"{path.name} is already there with sha256 {known[:16]}, not {digest[:16]}")
 
 
@@ -275,12 +282,18 @@ def actions(m: Matrix, plan: Plan, whole: Plan, manifest: Manifest, dist: Path, 
             if (channel, w.package) not in held:
                 held[channel, w.package] = _index_files(m.publish.read_url, w.package) if channel == INDEX \
                     else channels.held(channels.channel(m, channel), w.package)
-            found.append(_wheel_action(w, channel, _target_url(m, channel), path, held[channel, w.package]))
+            found.append(_wheel_action(w.id, channel, _target_url(m, channel), path, held[channel, w.package]))
+    tags = {}
     for tag in dict.fromkeys(i.tag for i in plan.images):
         members = [i for i in plan.images if i.tag == tag]
-        found.append(_image_action(m, members, [i for i in whole.images if i.tag == tag],
-                                   [manifest.data["artifacts"][i.id] for i in members], partial))
-    return found
+        tags[tag] = _image_action(m, members, [i for i in whole.images if i.tag == tag],
+                                  [manifest.data["artifacts"][i.id] for i in members], partial)
+    for i in plan.images:  # a framework's patched wheel, which the image installs, goes to the index with its tag
+        if (made := manifest.data["artifacts"][i.id].get("patched_wheel")) and tags[i.tag].action != HOLD:
+            name = parse_wheel_filename(made["file"])[0]
+            found.append(_wheel_action(i.id, INDEX, m.publish.index_url, dist / made["file"],
+                                       _index_files(m.publish.read_url, name)))
+    return found + list(tags.values())
 
 
 @_retrying
@@ -466,6 +479,15 @@ def _send(m: Matrix, plan: Plan, dist: Path, manifest: Manifest, decided: list[A
     state = settings.state_dir()
     for w in plan.wheels:
         _send_wheel(m, w, dist, manifest, [a for a in decided if a.channel and a.subject == w.id], cred)
+    sent = set()  # a pure patched wheel serves every platform's image: it is uploaded once
+    for i in plan.images:
+        for a in (a for a in decided if a.channel and a.subject == i.id):
+            if a.action == UPLOAD and a.detail not in sent:
+                _twine_upload(dist / a.detail, m.publish.index_url, cred)
+                sent.add(a.detail)
+            made = manifest.get(i.id)["patched_wheel"]
+            if "published" not in made:
+                manifest.record(i.id, patched_wheel={**made, "published": {"url": a.target, "at": now()}})
     for a in decided:
         if a.channel:
             continue

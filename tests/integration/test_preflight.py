@@ -13,7 +13,9 @@ pytestmark = pytest.mark.integration
 
 def test_wheels_stop_at_once_naming_what_cannot_be_built(engine_up, request, capsys, tmp_path):
     matrix = str(request.config.rootpath / "matrix.toml")
-    assert cli.main(["wheels", "--matrix", matrix, "--arch", "x86_64", "--dry-run", "--dist", str(tmp_path)]) == 4
+    # not 12.4: whether its stand-in is made yet depends on this machine's past (engine up makes it)
+    assert cli.main(["wheels", "--matrix", matrix, "--arch", "x86_64", "--cuda", "12.8,12.9,13.0", "--dry-run",
+                     "--dist", str(tmp_path)]) == 4
     captured = capsys.readouterr()
     assert "wheel:saxpy:cu128:x86_64: base image nvidia/cuda:12.8.1-devel-ubuntu24.04 (linux/amd64) cannot be " \
            "pulled here" in captured.err
@@ -23,8 +25,8 @@ def test_wheels_stop_at_once_naming_what_cannot_be_built(engine_up, request, cap
 
 def test_skip_unavailable_builds_the_rest_and_reports_what_it_skipped(engine_up, request, capsys, tmp_path):
     matrix = str(request.config.rootpath / "matrix.toml")
-    assert cli.main(["wheels", "--matrix", matrix, "--arch", "x86_64", "--dry-run", "--skip-unavailable",
-                     "--json", "--dist", str(tmp_path)]) == 0
+    assert cli.main(["wheels", "--matrix", matrix, "--arch", "x86_64", "--cuda", "12.8,12.9,13.0", "--dry-run",
+                     "--skip-unavailable", "--json", "--dist", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     records = json.loads(out[out.index("[\n"):])
     assert {r["id"] for r in records if "not_built" in r} == {"wheel:saxpy:cu128:x86_64", "wheel:saxpy:cu129:x86_64"}

@@ -23,7 +23,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from wheel.wheelfile import WheelFile
 
-from toolkit import cli, engine, publish, settings, signing, smoke, stamp
+from toolkit import cli, engine, patches, publish, settings, signing, smoke, stamp
 from toolkit.engine import host
 from toolkit.errors import PublishError
 from toolkit.manifest import Manifest
@@ -432,6 +432,29 @@ def test_the_floating_tag_never_moves_back_to_an_older_release(image_release):
     assert len(_tag_digests(old_plan.images[0].tag)) == 2  # the older version's own tag is made
     assert _tag_digests(floating) == newest
     assert publish.verify(old_m) == []
+
+
+def test_an_images_patched_framework_wheel_goes_to_the_index_with_it_once(image_release, patchable, tmp_path):
+    m, plan, dist = image_release("5.0.0", archs=("x86_64",))
+    (image,) = plan.images
+    (tmp_path / "work").mkdir()
+    files = patches.apply(patchable.wheel, [("p/0001.patch", patchable.patch.encode())], tmp_path / "work",
+                          "m.toml: framework.x.patches")
+    wheel = stamp.patched(patchable.wheel, "1.0+proj", files, dist)
+    Manifest(dist / "manifest.json").record(image.id, patched_wheel={"file": wheel.name, "sha256": sha256(wheel)})
+    (held,) = publish.publish(m, plan, dist, yes=True)  # the tag waits for arm64: so does the wheel
+    assert held.action == publish.HOLD and publish._index_files(m.publish.read_url, "demo") == {}
+    (sent,) = [a for a in publish.publish(m, plan, dist, yes=True, partial=True) if a.channel]
+    assert (sent.subject, sent.action, sent.detail, sent.channel) == (image.id, publish.UPLOAD, wheel.name,
+                                                                      publish.INDEX)
+    assert publish._index_files(m.publish.read_url, "demo") == {wheel.name: sha256(wheel)}
+    assert Manifest(dist / "manifest.json").get(image.id)["patched_wheel"]["published"]["url"] == m.publish.index_url
+    (again,) = [a for a in publish.publish(m, plan, dist, yes=True, partial=True) if a.channel]
+    assert again.action == publish.SKIP
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    with pytest.raises(PublishError) as caught:
+        publish.publish(m, plan, dist, yes=False, partial=True)
+    assert f"{image.id}: {wheel.name} changed since the image was built with it" in caught.value.problems
 
 
 def test_release_metadata_grows_with_each_publish_of_a_version_even_from_a_fresh_manifest(release, tmp_path, capsys):

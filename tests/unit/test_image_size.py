@@ -45,11 +45,11 @@ def test_publish_refuses_an_image_over_its_budget_or_never_measured():
     (image,) = make_plan(repo_matrix, Selection(cuda=("13.0",), framework=("none",), arch=("x86_64",))).images
     record = {"pushed": True, "provenance": {}, "size_mb": 193.2,
               "largest_layers": [{"mb": 116.7, "instruction": "ADD rootfs.tar /"}]}
-    assert publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=400), record) == []
-    lowered = publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=150), record)
+    assert publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=400), record, Path("dist")) == []
+    lowered = publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=150), record, Path("dist"))
     assert lowered == [images.over_budget(repo_matrix, dataclasses.replace(image, max_size_mb=150), record)]
     unmeasured = {k: v for k, v in record.items() if k not in ("size_mb", "largest_layers")}
-    assert publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=400), unmeasured) == [
+    assert publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=400), unmeasured, Path("dist")) == [
         "image:none:cu130:x86_64: built before builds measured their size, so its size budget is unchecked; "
         "build it again (--force)"]
-    assert publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=0), unmeasured) == []
+    assert publish._image_gates(repo_matrix, dataclasses.replace(image, max_size_mb=0), unmeasured, Path("dist")) == []

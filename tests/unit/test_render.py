@@ -191,6 +191,8 @@ def test_a_cell_whose_base_image_recipe_lacks_its_arch_says_why_it_is_not_built_
         "not built here: nvidia/cuda:12.8.1-devel-ubuntu24.04 for linux/arm64: its [bootstrap] recipe makes it for "
         "x86_64 only (Debian trixie has nvidia-cuda-toolkit for no other)")
     assert rows["`wheel:saxpy:cu130:aarch64`"] == "not built"
+    assert rows["`image:none:cu128:x86_64`"] == ("not built: nvidia/cuda:12.8.1-runtime-ubuntu24.04 only from the "
+                                                 "public registry (no [mirror] copy or [bootstrap] recipe)")
 
 
 def test_the_install_commands_are_those_of_what_was_published(small):

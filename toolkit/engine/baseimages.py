@@ -63,9 +63,11 @@ def status(image: BaseImage) -> Status:
     """Up when the resolved name has every needed platform."""
     have = set(docker.platforms_of(image.resolved) or ())
     missing = sorted(image.platforms - have)
+    unmade = image.recipe and any(not image.recipe.makes(a) for a in image.archs if a.platform in missing)
     return Status(name=f"image {image.public}", up=not missing, address=image.resolved,
                   started_by="toolkit" if image.resolved != image.public and not missing else "",
-                  detail=f"missing {', '.join(missing)}" if missing else ", ".join(sorted(have)))
+                  detail=(f"missing {', '.join(missing)}" + (f"; {image.recipe.why_not()}" if unmade else ""))
+                  if missing else ", ".join(sorted(have)))
 
 
 def ensure(state: Path, image: BaseImage) -> Status:
@@ -84,11 +86,10 @@ def ensure(state: Path, image: BaseImage) -> Status:
             current = _written(image)
             if current.up:
                 return current
-    recipe = image.recipe
-    return dataclasses.replace(current, detail=(
+    return dataclasses.replace(current, detail=(  # a recipe's missing platforms are those it does not make
         f"{current.detail}: {image.public} is not reachable"
         + ("" if image.resolved != image.public else " and [mirror] names no copy")
-        + (f", and {recipe.why_not()}" if recipe else ", and [bootstrap] has no recipe for it")))
+        + ("" if image.recipe else ", and [bootstrap] has no recipe for it")))
 
 
 def _written(image: BaseImage) -> Status:
