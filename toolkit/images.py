@@ -49,16 +49,18 @@ def labels(m: Matrix, image: ImageArtifact, root: Path) -> dict[str, str]:
 
 def build_command(m: Matrix, image: ImageArtifact, root: Path, dist: Path, metadata: Path, *,
                   push: bool, builder: str | None, target: str = "runtime",
-                  pins: dict[str, str] | None = None, cache: Path | None = None) -> list[str]:
+                  pins: dict[str, str] | None = None, cache: Path | None = None,
+                  labelled: dict[str, str] | None = None) -> list[str]:
     """The ``docker buildx build`` of one image artifact (one platform); ``pins`` (reference -> sha256) name
     the base images by digest too, so that the build uses the very ones its provenance records; ``cache``:
-    sccache's settings file, the secret that makes the wheel-build stage compile through sccache."""
+    sccache's settings file, the secret that makes the wheel-build stage compile through sccache;
+    ``labelled``: its ``labels``, when already found."""
     args = render.image_build_args(m, image.framework, image.build.cuda)
     pinned = {ref: f"{ref}@sha256:{digest}" for ref, digest in (pins or {}).items() if digest != "unavailable"}
     args["BUILD_IMAGE"], args["RUNTIME_IMAGE"] = (pinned.get(ref, ref)
                                                   for ref in (image.build.build_image, image.runtime_image))
     options = [f"--target={target}", f"--metadata-file={metadata}",
-               *(f"--label={k}={v}" for k, v in labels(m, image, root).items() if v)]
+               *(f"--label={k}={v}" for k, v in (labelled or labels(m, image, root)).items() if v)]
     return docker.build_argv(dockerfile=root / render.image_dockerfile(image.framework), platform=image.build.platform,
                              tag=platform_tag(image), context=dist, push=push, build_args=args,
                              secrets={"ca": settings.ca_mount(), **({"sccache": cache} if cache else {})},
@@ -134,11 +136,12 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     if not plan.images:
         return []
     build_wheels = bool(plan.wheels) and not dry_run  # the wheels the images contain; that checks the rendered files
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as side:
-        # Registry queries, and the resolver (a framework whose requirements have no binary wheel for a
-        # platform would fail there after many minutes), while the files are checked.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as side:
+        # Registry queries, the resolver (a framework whose requirements have no binary wheel for a
+        # platform would fail there after many minutes) and the labels' git queries, while the files are checked.
         asked = side.submit(preflight.blocked, m, plan.images)
         resolved = side.submit(resolve.run, m, plan)
+        labelled = {image.id: side.submit(labels, m, image, root) for image in plan.images}
         if not build_wheels:
             render.check(m, root, for_build=True)
         unreachable, uninstallable = asked.result(), resolve.blocked(plan, resolved.result())
@@ -179,7 +182,8 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
         prints = dict((image.id, fp) for image, fp in todo)
         mode = {image.id: "native" if image.build.arch is host_arch() else "emulated" for image, _ in todo}
         commands = [(image, build_command(m, image, root, dist, meta, push=push, builder=builder,
-                                          pins=bases[image.id], cache=cache_settings), meta) for image, meta in jobs]
+                                          pins=bases[image.id], cache=cache_settings,
+                                          labelled=labelled[image.id].result()), meta) for image, meta in jobs]
         if dry_run:
             for _, argv, _ in commands:
                 print(shlex.join(argv))

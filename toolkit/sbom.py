@@ -20,7 +20,6 @@ from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 from packaging.metadata import Metadata
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -37,6 +36,9 @@ _LOCATION = "gpu-toolkit:location"
 
 
 def _text(bom: Bom, what: str) -> str:
+    # Imported here: jsonschema compiles its format grammars on import (1.5 s), which every command would pay.
+    from cyclonedx.validation.json import JsonStrictValidator
+
     text = JsonV1Dot6(bom).output_as_string(indent=2)
     invalid = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if invalid:

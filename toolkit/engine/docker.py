@@ -302,11 +302,10 @@ def layers(ref: str, *, platform: str) -> list[tuple[int, str]]:
     pulled first when the engine lacks it (pushed from a remote builder)."""
     try:
         try:
-            image = client().images.get(ref)
-        except docker.errors.ImageNotFound:
+            history = client().api.history(ref)  # one API call: the build waits for it
+        except docker.errors.NotFound:
             pull(ref, platform=platform, cred=registry_credential())
-            image = client().images.get(ref)
-        history = image.history()
+            history = client().api.history(ref)
     except docker.errors.DockerException as exc:
         raise EngineError(f"cannot read the layers of {ref}: {exc}") from None
     return [(h["Size"], h.get("CreatedBy", "")) for h in history if h.get("Size")]
