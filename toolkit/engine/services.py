@@ -50,7 +50,7 @@ def is_local(address: str) -> bool:
 
 def _htpasswd(path: Path, cred: Credential) -> None:
     # bcrypt (-B) is the only scheme the registry accepts; the password goes through stdin. At its lowest
-    # cost (-C 4): the services check it on every request (~2 ms less each), and a random 144-bit password
+    # cost (-C 4): the services check it on every request (~2 ms less each), and a random 192-bit password
     # (credentials.py) needs no key stretching against guessing.
     line = tools.run(["htpasswd", "-niBC", "4", cred.username], input=cred.password + "\n", capture=True).stdout
     write_private(path, (line.strip() + "\n").encode())
