@@ -40,10 +40,11 @@ def _times(fn: Callable[[], object], runs: int) -> list[float]:
     return out
 
 
-def _paired(ours: Callable[[], object], raw: Callable[[], object], runs: int) -> tuple[list[float], list[float]]:
-    """``runs`` timings of each, taken in turns, so that a slower spell of the machine weighs on both alike."""
-    pairs = [(_times(ours, 1)[0], _times(raw, 1)[0]) for _ in range(runs)]
-    return [a for a, _ in pairs], [b for _, b in pairs]
+def _in_turns(*fns: Callable[[], object], runs: int) -> list[list[float]]:
+    """``runs`` timings of each of ``fns``, taken in turns, so that a slower spell of the machine weighs on all
+    alike."""
+    rounds = [[_times(fn, 1)[0] for fn in fns] for _ in range(runs)]
+    return [list(column) for column in zip(*rounds, strict=True)]
 
 
 def _row(name: str, ours: list[float], raw: list[float] | None = None, goal: str = "") -> dict:
@@ -108,9 +109,8 @@ def run(m: Matrix, dist: Path, runs: int = 3) -> list[dict]:
     line = m.cuda[w.build.cuda]
     with sccache.session(line, w.build.cuda, w.build.arch, BuildMode.NATIVE, w.build.arch, enabled=False) as s:
         same = wheels.cibuildwheel_command(m, w, root, dist / "bench-raw", s)
-        ours, raw = _paired(lambda: wheels.build(m, plan_x86, root, dist, force=True, cache=False),
-                            lambda: _quiet(*same), runs)
-        _, bare = _paired(lambda: _quiet(*same), lambda: _quiet(argv, env, cwd), runs)
+        ours, raw, bare = _in_turns(lambda: wheels.build(m, plan_x86, root, dist, force=True, cache=False),
+                                    lambda: _quiet(*same), lambda: _quiet(argv, env, cwd), runs=runs)
     rows.append(_row("wheel x86_64: `toolkit wheels --force --no-cache` vs raw `cibuildwheel` with the same "
                      "compiler launcher (sccache, throwaway cache)", ours, raw, "ratio <= 1.05"))
     rows.append(_row("wheel x86_64: raw `cibuildwheel` through sccache (reproducible nvcc temporaries) vs without",
@@ -135,8 +135,8 @@ def run(m: Matrix, dist: Path, runs: int = 3) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         raw_argv = images.build_command(m, image, root, dist, Path(tmp) / "meta.json", push=False, builder=None)
         # Five times the runs: a build of a third of a second varies by more than the toolkit adds.
-        ours, raw = _paired(lambda: images.build(m, images_only, root, dist, force=True), lambda: _quiet(raw_argv),
-                            5 * runs)
+        ours, raw = _in_turns(lambda: images.build(m, images_only, root, dist, force=True), lambda: _quiet(raw_argv),
+                              runs=5 * runs)
     rows.append(_row("image x86_64 (warm cache): `toolkit images --force` vs raw `docker buildx build`", ours, raw,
                      "ratio <= 1.05"))
 

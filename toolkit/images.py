@@ -26,16 +26,22 @@ from .matrix import Matrix
 from .plan import ImageArtifact, Plan, Selection, make_plan
 
 
-def labels(m: Matrix, image: ImageArtifact, root: Path) -> dict[str, str]:
-    """OCI labels plus the CUDA version, GPU archs and framework of the image."""
-    revision, created = "", ""
-    if tools.which("git"):
-        # The last commit that changed the image's inputs, and its time (not the clock's): an image
-        # whose inputs did not change gets the same labels, hence the same digest, at every commit.
-        inputs = [render.image_dockerfile(image.framework), "matrix.toml",
-                  *(m.package[w].path for w in m.framework[image.framework].wheels)]
-        revision, _, created = tools.run(["git", "log", "-1", "--format=%H %cI", "--", *inputs], cwd=root,
-                                         capture=True, quiet=True, check=False).stdout.strip().partition(" ")
+def last_commit(m: Matrix, framework: str, root: Path) -> tuple[str, str]:
+    """The last commit that changed a framework's image inputs, and its time (not the clock's): an image
+    whose inputs did not change gets the same labels, hence the same digest, at every commit."""
+    if not tools.which("git"):
+        return "", ""
+    inputs = [render.image_dockerfile(framework), "matrix.toml",
+              *(m.package[w].path for w in m.framework[framework].wheels)]
+    revision, _, created = tools.run(["git", "log", "-1", "--format=%H %cI", "--", *inputs], cwd=root,
+                                     capture=True, quiet=True, check=False).stdout.strip().partition(" ")
+    return revision, created
+
+
+def labels(m: Matrix, image: ImageArtifact, root: Path, commit: tuple[str, str] | None = None) -> dict[str, str]:
+    """OCI labels plus the CUDA version, GPU archs and framework of the image (``commit``: its framework's
+    ``last_commit``, when already found)."""
+    revision, created = commit or last_commit(m, image.framework, root)
     return {"org.opencontainers.image.source": m.project.source,
             "org.opencontainers.image.revision": revision,
             "org.opencontainers.image.version": m.project.version,
@@ -50,17 +56,17 @@ def labels(m: Matrix, image: ImageArtifact, root: Path) -> dict[str, str]:
 def build_command(m: Matrix, image: ImageArtifact, root: Path, dist: Path, metadata: Path, *,
                   push: bool, builder: str | None, target: str = "runtime",
                   pins: dict[str, str] | None = None, cache: Path | None = None,
-                  labelled: dict[str, str] | None = None) -> list[str]:
+                  commit: tuple[str, str] | None = None) -> list[str]:
     """The ``docker buildx build`` of one image artifact (one platform); ``pins`` (reference -> sha256) name
     the base images by digest too, so that the build uses the very ones its provenance records; ``cache``:
     sccache's settings file, the secret that makes the wheel-build stage compile through sccache;
-    ``labelled``: its ``labels``, when already found."""
+    ``commit``: its framework's ``last_commit``, when already found."""
     args = render.image_build_args(m, image.framework, image.build.cuda)
     pinned = {ref: f"{ref}@sha256:{digest}" for ref, digest in (pins or {}).items() if digest != "unavailable"}
     args["BUILD_IMAGE"], args["RUNTIME_IMAGE"] = (pinned.get(ref, ref)
                                                   for ref in (image.build.build_image, image.runtime_image))
     options = [f"--target={target}", f"--metadata-file={metadata}",
-               *(f"--label={k}={v}" for k, v in (labelled or labels(m, image, root)).items() if v)]
+               *(f"--label={k}={v}" for k, v in labels(m, image, root, commit).items() if v)]
     return docker.build_argv(dockerfile=root / render.image_dockerfile(image.framework), platform=image.build.platform,
                              tag=platform_tag(image), context=dist, push=push, build_args=args,
                              secrets={"ca": settings.ca_mount(), **({"sccache": cache} if cache else {})},
@@ -138,10 +144,11 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
     build_wheels = bool(plan.wheels) and not dry_run  # the wheels the images contain; that checks the rendered files
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as side:
         # Registry queries, the resolver (a framework whose requirements have no binary wheel for a
-        # platform would fail there after many minutes) and the labels' git queries, while the files are checked.
+        # platform would fail there after many minutes) and the labels' git query per framework, while the
+        # files are checked.
         asked = side.submit(preflight.blocked, m, plan.images)
         resolved = side.submit(resolve.run, m, plan)
-        labelled = {image.id: side.submit(labels, m, image, root) for image in plan.images}
+        commits = {fw: side.submit(last_commit, m, fw, root) for fw in dict.fromkeys(i.framework for i in plan.images)}
         if not build_wheels:
             render.check(m, root, for_build=True)
         unreachable, uninstallable = asked.result(), resolve.blocked(plan, resolved.result())
@@ -183,7 +190,7 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
         mode = {image.id: "native" if image.build.arch is host_arch() else "emulated" for image, _ in todo}
         commands = [(image, build_command(m, image, root, dist, meta, push=push, builder=builder,
                                           pins=bases[image.id], cache=cache_settings,
-                                          labelled=labelled[image.id].result()), meta) for image, meta in jobs]
+                                          commit=commits[image.framework].result()), meta) for image, meta in jobs]
         if dry_run:
             for _, argv, _ in commands:
                 print(shlex.join(argv))

@@ -291,8 +291,9 @@ def actions(m: Matrix, plan: Plan, whole: Plan, manifest: Manifest, dist: Path, 
     for i in plan.images:  # a framework's patched wheel, which the image installs, goes to the index with its tag
         if (made := manifest.data["artifacts"][i.id].get("patched_wheel")) and tags[i.tag].action != HOLD:
             name = parse_wheel_filename(made["file"])[0]
-            found.append(_wheel_action(i.id, INDEX, m.publish.index_url, dist / made["file"],
-                                       _index_files(m.publish.read_url, name)))
+            if (INDEX, name) not in held:  # each platform's image names the same wheel: one query
+                held[INDEX, name] = _index_files(m.publish.read_url, name)
+            found.append(_wheel_action(i.id, INDEX, m.publish.index_url, dist / made["file"], held[INDEX, name]))
     return found + list(tags.values())
 
 
