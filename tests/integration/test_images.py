@@ -58,9 +58,15 @@ def test_each_platform_runs_and_imports_the_wheel(built_images, platform, machin
     assert info["version"] == "0.1.0+cu130" and info["machine"] == machine
 
 
-def test_labels_carry_cuda_archs_and_framework(built_images):
+def test_labels_carry_cuda_archs_and_framework(built_images, request):
+    adapter.pull(TAG, platform="linux/amd64", cred=adapter.registry_credential())  # this build's, not an older pull
     image = docker.from_env().images.get(TAG)
     labels = image.labels
+    # The last commit that changed this framework's inputs (its Dockerfile, the matrix, its wheel's source).
+    last = subprocess.run(["git", "log", "-1", "--format=%H %cI", "--", "container/Dockerfile.none", "matrix.toml",
+                           "examples/saxpy"], cwd=request.config.rootpath, capture_output=True, text=True, check=True)
+    assert [labels["org.opencontainers.image.revision"], labels["org.opencontainers.image.created"]] == \
+        last.stdout.split()
     assert labels["io.gpu-toolkit.cuda"] == "13.0"
     assert labels["io.gpu-toolkit.gpu-archs"] == "7.5;8.0;8.6;8.9;9.0a;10.0;12.0+PTX"
     assert labels["io.gpu-toolkit.framework"] == "none"
