@@ -302,7 +302,8 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     matrix = registry_matrix_from(args)
-    rows = bench.run(matrix, Path(args.dist), runs=args.runs)
+    # A folder of its own: the forced rebuilds must not replace the release's records in --dist.
+    rows = bench.run(matrix, Path(args.dist) / "bench", runs=args.runs)
     md, js = bench.write(rows, matrix.source.resolve().parent)
     print(md.read_text())
     print(f"written: {md}, {js}")
