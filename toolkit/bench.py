@@ -204,8 +204,13 @@ def _compiler_cache(folder: str) -> Iterator[None]:
 
 
 def _compile_seconds(record: dict) -> float:
-    """Time in the compilers, as sccache counts it: compiling what missed, reading what hit."""
-    return record["compiler_cache"]["compile_seconds"] + record["compiler_cache"]["hit_read_seconds"]
+    """Time the build waited for its compilers: every launcher call, timed (see ``sccache.LAUNCH_SCRIPT``)."""
+    return record["compiler_cache"]["compile_seconds"]
+
+
+def _call_seconds(record: dict, source: str) -> float:
+    """The time of the build's compile of ``source`` (one of its slowest)."""
+    return next(c["seconds"] for c in record["compiler_cache"]["slowest_compiles"] if c["source"].endswith(source))
 
 
 def _compiler_cache_rows(tm: Matrix, project: Path, runs: int) -> list[dict]:
@@ -227,15 +232,15 @@ def _compiler_cache_rows(tm: Matrix, project: Path, runs: int) -> list[dict]:
         for n in range(runs):
             kernels.write_text(kernels.read_text() + f"\n__global__ void toolkit_bench_touch_{n}() {{}}\n")
             changed.append(build())
-        share = statistics.median(r["compiler_cache"]["compile_seconds"] for r in changed) / _compile_seconds(cold)
+        share = statistics.median(_call_seconds(r, "/csrc/kernels.cu") for r in changed) / _compile_seconds(cold)
         step("compiler cache: a new builder image of the same toolchain (made again without BuildKit's cache)")
         wheels.ensure_builder(tm, tm.axes.cuda[0], [Arch.X86_64], project, dry_run=False, anew=True)
         renewed = build()
     hits, compiles = renewed["compiler_cache"]["hits"], renewed["compiler_cache"]["hits"] + \
         renewed["compiler_cache"]["misses"]
     return [
-        _row("compiler cache, torch extension x86_64: compile time rebuilt unchanged (`--force`, new container) "
-             "vs cold", [_compile_seconds(r) for r in warm], [_compile_seconds(cold)], "ratio <= 0.05"),
+        _row("compiler cache, torch extension x86_64: time in the compilers (each call timed), rebuilt unchanged "
+             "(`--force`, new container) vs cold", [_compile_seconds(r) for r in warm], [_compile_seconds(cold)], "ratio <= 0.05"),
         _row("compiler cache, torch extension x86_64: whole build rebuilt unchanged vs cold (wall clock)",
              [r["build_seconds"] for r in warm], [cold["build_seconds"]], "reported"),
         _row("compiler cache: compile time with kernels.cu changed vs cold (the file's own compile is "

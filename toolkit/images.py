@@ -143,12 +143,12 @@ def build(m: Matrix, plan: Plan, root: Path, dist: Path, *, push: bool = False, 
         return []
     build_wheels = bool(plan.wheels) and not dry_run  # the wheels the images contain; that checks the rendered files
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as side:
-        # Registry queries, the resolver (a framework whose requirements have no binary wheel for a
-        # platform would fail there after many minutes) and the labels' git query per framework, while the
-        # files are checked.
+        # The labels' git query per framework (first: a process of its own, it runs while Python works),
+        # registry queries and the resolver (a framework whose requirements have no binary wheel for a
+        # platform would fail there after many minutes), while the files are checked.
+        commits = {fw: side.submit(last_commit, m, fw, root) for fw in dict.fromkeys(i.framework for i in plan.images)}
         asked = side.submit(preflight.blocked, m, plan.images)
         resolved = side.submit(resolve.run, m, plan)
-        commits = {fw: side.submit(last_commit, m, fw, root) for fw in dict.fromkeys(i.framework for i in plan.images)}
         if not build_wheels:
             render.check(m, root, for_build=True)
         unreachable, uninstallable = asked.result(), resolve.blocked(plan, resolved.result())

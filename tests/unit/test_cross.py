@@ -90,4 +90,4 @@ def test_cross_command_builds_retags_and_repairs_from_a_read_only_source(crossab
         < script.index(cache.report()) < script.index("--platform-tag linux_aarch64") \
         < script.index("auditwheel repair --exclude libcuda.so.1")
     assert f"--volume={tmp_path / 'cache'}:{sccache.CACHE}" in argv
-    assert f"--env=CMAKE_CXX_COMPILER_LAUNCHER={sccache.BINARY}" in argv
+    assert f"--env=CMAKE_CXX_COMPILER_LAUNCHER={sccache.LAUNCHER}" in argv
