@@ -240,7 +240,8 @@ def _compiler_cache_rows(tm: Matrix, project: Path, runs: int) -> list[dict]:
         renewed["compiler_cache"]["misses"]
     return [
         _row("compiler cache, torch extension x86_64: time in the compilers (each call timed), rebuilt unchanged "
-             "(`--force`, new container) vs cold", [_compile_seconds(r) for r in warm], [_compile_seconds(cold)], "ratio <= 0.05"),
+             "(`--force`, new container) vs cold", [_compile_seconds(r) for r in warm], [_compile_seconds(cold)],
+             "ratio <= 0.05"),
         _row("compiler cache, torch extension x86_64: whole build rebuilt unchanged vs cold (wall clock)",
              [r["build_seconds"] for r in warm], [cold["build_seconds"]], "reported"),
         _row("compiler cache: compile time with kernels.cu changed vs cold (the file's own compile is "
