@@ -38,11 +38,14 @@ def source(root: Path) -> dict[str, Any]:
     """The commit checked out at ``root``, and whether tracked files differ from it."""
     if tools.which("git") is None:
         return {"commit": "", "dirty": True}
-    head = tools.run(["git", "rev-parse", "HEAD"], cwd=root, capture=True, quiet=True, check=False)
-    changed = tools.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture=True,
-                        quiet=True, check=False)
-    return {"commit": head.stdout.strip() if head.returncode == 0 else "",
-            "dirty": head.returncode != 0 or bool(changed.stdout.strip())}
+    # One query: porcelain v2's "# branch.oid" header is the commit ("(initial)" before the first one), and
+    # every other line a changed tracked file.
+    status = tools.run(["git", "--no-optional-locks", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+                       cwd=root, capture=True, quiet=True, check=False)
+    lines = status.stdout.splitlines() if status.returncode == 0 else []
+    oid = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), "")
+    commit = oid if re.fullmatch(r"[0-9a-f]{40,64}", oid) else ""
+    return {"commit": commit, "dirty": not commit or any(not line.startswith("#") for line in lines)}
 
 
 def builder() -> dict[str, str]:

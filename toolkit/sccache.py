@@ -56,18 +56,18 @@ CACHE = "/var/cache/sccache"
 SETTINGS = "/run/secrets/sccache"
 STATS = "/run/sccache-stats"
 IMAGE_STATS = "toolkit-sccache-stats: "  # marks the counters line in an image build's log
-COMPILES = "compiles"  # in STATS: one line per launcher call, "<nanoseconds> <source>"
+COMPILES = "compiles"  # in STATS: one line per launcher call, "<start ns> <end ns> <source>"
 SLOWEST = 5
 LAUNCH_SCRIPT = f"""#!/bin/sh
 # CMake's compiler launcher (written by the toolkit): sccache, timed, with the call's source file (the argument
-# after -c) for the build's record.
+# after -c) for the build's record. No arithmetic here: a shell or date without it must not fail the compile.
 start=$(date +%s%N)
 {BINARY} "$@"
 status=$?
 end=$(date +%s%N)
 source=; previous=
 for arg in "$@"; do [ "$previous" = -c ] && source=$arg; previous=$arg; done
-echo "$((end - start)) $source" >> {STATS}/{COMPILES}
+echo "$start $end $source" >> {STATS}/{COMPILES}
 exit $status
 """
 LAUNCHERS = ("CMAKE_C_COMPILER_LAUNCHER", "CMAKE_CXX_COMPILER_LAUNCHER", "CMAKE_CUDA_COMPILER_LAUNCHER")
@@ -193,9 +193,13 @@ def counters(raw: dict, enabled: bool) -> dict:
 
 def timings(text: str) -> dict:
     """The seconds the build waited for its compilers (the sum of every launcher call as LAUNCH_SCRIPT timed
-    it; calls run side by side, so more than the build's wall clock) and its SLOWEST calls."""
-    calls = [(int(ns) / 1e9, source) for ns, _, source in (line.partition(" ") for line in text.splitlines())
-             if ns.isdigit()]
+    it; calls may run side by side, so it can exceed the build's wall clock) and its SLOWEST calls."""
+    calls = []
+    for line in text.splitlines():
+        start, _, rest = line.partition(" ")
+        end, _, source = rest.partition(" ")
+        if start.isdigit() and end.isdigit():  # not a date without nanoseconds
+            calls.append(((int(end) - int(start)) / 1e9, source))
     return {"compile_seconds": round(sum(seconds for seconds, _ in calls), 3),
             "slowest_compiles": [{"seconds": round(seconds, 3), "source": source}
                                  for seconds, source in sorted(calls, reverse=True)[:SLOWEST]]}

@@ -69,8 +69,12 @@ def test_stats_as_recorded_and_summarised(tmp_path):
     assert session.read() == {"enabled": True, "error": "sccache wrote no statistics"}
     assert sccache.describe(session.read()) == "cache: sccache wrote no statistics"
     (tmp_path / "stats.json").write_text(json.dumps(STATS))
-    (tmp_path / sccache.COMPILES).write_text("".join(f"{ns} /project/src/{n}.cu\n" for n, ns in enumerate(
-        [1_500_000_000, 250_000_000, 3_000_000, 9_000_000, 40_000_000, 2_000_000_000])) + "7000000 \n")
+    started = 1_765_000_000_000_000_000
+    (tmp_path / sccache.COMPILES).write_text("".join(f"{started} {started + ns} /project/src/{n}.cu\n" for n, ns in
+                                                     enumerate([1_500_000_000, 250_000_000, 3_000_000, 9_000_000,
+                                                                40_000_000, 2_000_000_000]))
+                                             + f"{started} {started + 7_000_000} \n"  # no source file named
+                                             + "%s%N %s%N \n")  # a date without nanoseconds: not counted
     record = session.read()
     assert record == {"enabled": True, "location": "local", "hits": 3, "misses": 1,
                       "hits_by_language": {"C/C++": 1, "CUDA": 2}, "misses_by_language": {"PTX": 1},
