@@ -43,5 +43,7 @@ def test_images_refuse_an_unreachable_base_before_building(engine_up, request, c
 def test_engine_status_reports_with_exit_0_and_fails_only_when_strict(engine_up, request, capsys):
     matrix = str(request.config.rootpath / "matrix.toml")
     assert cli.main(["engine", "status", "--matrix", matrix, "--arch", "x86_64"]) == 0
-    assert "not available: image nvidia/cuda:12.8.1-devel-ubuntu24.04" in capsys.readouterr().err
+    # Among those not available (12.4's stand-ins too, on a machine that has not bootstrapped them yet).
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("not available: ")]
+    assert "image nvidia/cuda:12.8.1-devel-ubuntu24.04" in line.removeprefix("not available: ").split(", ")
     assert cli.main(["engine", "status", "--matrix", matrix, "--arch", "x86_64", "--strict"]) == 4
